@@ -1,0 +1,1 @@
+"""Shared helpers for recut engines (metrics and friends)."""

@@ -1,0 +1,71 @@
+"""Stages every engine shares: preprocess (decode + sample + resize) and evaluate.
+
+Both are pure functions of a :class:`~recut.engine.StageContext`; they need no
+model, so workers run them without loading weights.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from engines.common.metrics import compute
+from recut import video
+from recut.engine import Stage, StageContext
+
+#: Frame rate given to still images and image collections.
+IMAGE_FPS = 8.0
+
+PREPROCESS = Stage(
+    name="preprocess",
+    kind="preprocess",
+    version="1",
+    reads=("input",),
+    description="Decode the input media, sample frames, resize; frames.npy + info.json.",
+)
+
+EVALUATE = Stage(
+    name="evaluate",
+    kind="evaluate",
+    version="1",
+    reads=("evaluate",),
+    after=("preprocess", "sample"),
+    per_edit=True,
+    description="Metrics of the output against the input; metrics.json.",
+)
+
+
+def preprocess(ctx: StageContext) -> dict[str, Any]:
+    inp = ctx.values["input"]
+    paths = ctx.values["_media"]
+    fr = inp["frames"]
+    if inp["kind"] == "video":
+        frames, fps = video.read_video(
+            paths[0], start=fr["start"], count=fr["count"], stride=fr["stride"], fps=fr["fps"]
+        )
+    elif inp["kind"] == "image":
+        frames, fps = video.read_image(paths[0])[None], IMAGE_FPS
+    else:
+        frames, fps = video.read_images(paths), IMAGE_FPS
+    size = inp.get("size")
+    if size:
+        frames = video.fit_frames(frames, size["width"], size["height"], size["mode"])
+    video.save_frames(ctx.out_dir / "frames.npy", frames)
+    t, h, w = frames.shape[:3]
+    info = {"fps": float(fps), "frames": int(t), "height": int(h), "width": int(w), "source": inp["kind"]}
+    (ctx.out_dir / "info.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def evaluate(ctx: StageContext) -> dict[str, Any]:
+    out = video.load_frames(ctx.inputs["sample"] / "frames.npy")
+    ref = video.load_frames(ctx.inputs["preprocess"] / "frames.npy")
+    mask_path = ctx.inputs["sample"] / "keep_mask.npy"
+    mask = np.load(mask_path) if mask_path.exists() else None
+    if ref.shape != out.shape:
+        ref = video.fit_frames(ref[: out.shape[0]], out.shape[2], out.shape[1], "stretch")
+    metrics = compute(ctx.values["evaluate"], out, ref, mask)
+    (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
+    return {"metrics": metrics}

@@ -1,0 +1,41 @@
+"""Parameters of the ``sdedit`` method."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SDEditParams(BaseModel):
+    """SDEdit (Meng et al., 2022): noise the input part-way, then denoise toward the prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strength: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="Noise strength s: 0 returns the input unchanged (through the VAE), "
+        "1 starts from pure noise (text-to-video/image). Higher = further from the input.",
+    )
+    steps: int = Field(
+        20,
+        ge=1,
+        description="DDIM steps of the full schedule; SDEdit runs the last round(steps*strength) of them.",
+    )
+    guidance_scale: float = Field(
+        7.5, ge=1.0, description="Classifier-free guidance scale (1 disables guidance)."
+    )
+    eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta: 0 is deterministic DDIM, 1 is DDPM-like.")
+    variant: Literal["image", "video"] = Field(
+        "image",
+        description="image: the SD-1.5-layout UNet2D applied frame by frame with the same seed "
+        "noise for every frame (model role `image`); video: the ModelScope-layout "
+        "UNet3DConditionModel over the whole clip (model role `video`).",
+    )
+    frame_batch: int = Field(
+        8,
+        ge=1,
+        description="Frames per UNet/VAE call in the image variant (memory only; results do not depend on it).",
+    )

@@ -1,0 +1,1 @@
+"""Prefect flows: `edit` (one spec), `batch` (many specs), over the stage graph."""

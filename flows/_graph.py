@@ -1,0 +1,92 @@
+"""Walk a plan: submit one task per node, in graph order, then collect.
+
+Shared by the `edit` and `batch` flows. Reads top to bottom:
+1. load and validate the specs, 2. plan (keys + cache status),
+3. submit every node with its upstream futures, 4. wait,
+5. copy outputs into place, 6. publish to the dashboard, 7. record in DVC.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from recut import dvc as dvc_glue
+from recut.outputs import materialize, write_summary
+from recut.plan import build_plan
+from recut.spec import load_spec
+from recut.store import Store
+from tasks import TASKS
+from tasks._stage import RunContext, StageResult
+
+
+def default_store_root(spec_path: str) -> str:
+    import os
+
+    from recut.spec import find_project_root
+
+    env = os.environ.get("RECUT_STORE")
+    if env:
+        return str(Path(env).resolve())
+    return str(find_project_root(Path(spec_path).resolve().parent) / ".recut" / "store")
+
+
+def run_specs(
+    spec_paths: list[str], force: list[str] | None = None, store_root: str | None = None, dvc: bool = True
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    # 1. validate (the CLI did already; a dashboard-triggered run starts here)
+    specs = [load_spec(p) for p in spec_paths]
+    store = Store(store_root or default_store_root(spec_paths[0]))
+    # 2. plan
+    plan = build_plan(specs, store, set(force or ()))
+    run = RunContext(str(store.root))
+    # 3. submit, upstream futures as inputs (Prefect draws the edges)
+    futures: dict[str, Any] = {}
+    for node in plan.ordered():
+        upstream = {name: futures[key] for name, key in node.upstream.items()}
+        task = TASKS[node.kind].with_options(task_run_name=node.label)
+        futures[node.key] = task.submit(node, upstream, run)
+    # 4. wait
+    results: dict[str, StageResult] = {k: f.result() for k, f in futures.items()}
+    # 5. outputs
+    kinds = {n.stage.name: n.kind for n in plan.ordered()}
+    refs = {k: r.ref for k, r in results.items()}
+    stages = [results[n.key].to_json() for n in plan.ordered()]
+    spec_summaries = []
+    for sp in plan.specs:
+        summary = materialize(sp, refs, kinds)
+        keys = {k for chain in sp.chains.values() for k in chain.values()}
+        summary["stages"] = [s for s in stages if s["key"] in keys]
+        write_summary(sp.output_dir, summary)
+        spec_summaries.append(summary)
+    # 6. dashboard
+    _publish(spec_summaries)
+    # 7. DVC, once, from the driver
+    dvc_note = dvc_glue.record(store.root, plan) if dvc else "skipped (--no-dvc)"
+    return {
+        "store": str(store.root),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "computed": sum(1 for s in stages if s["status"] == "computed"),
+        "cached": sum(1 for s in stages if s["status"] == "cached"),
+        "stages": stages,
+        "specs": spec_summaries,
+        "dvc": dvc_note,
+    }
+
+
+def _publish(summaries: list[dict[str, Any]]) -> None:
+    from prefect.artifacts import create_table_artifact
+
+    rows = []
+    for s in summaries:
+        for slug, o in s["outputs"].items():
+            row = {"spec": Path(s["spec"]).name, "output": slug}
+            row.update({k: round(v, 4) if isinstance(v, float) else v for k, v in o["metrics"].items()})
+            row["files"] = ", ".join(o["files"].values())
+            rows.append(row)
+    try:
+        create_table_artifact(table=rows, key="recut-outputs", description="Outputs and metrics of this run")
+    except Exception:
+        pass

@@ -1,0 +1,387 @@
+"""The `recut` command line.
+
+Validation happens once, at the edge: every spec problem prints as
+``file:line: field.path: message`` and the command exits 2.  Runtime problems
+(unreadable media, missing weights) print one clear line and exit 1.  No
+command prints a traceback unless RECUT_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from recut.spec import SpecError, load_spec
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="recut: declarative video editing with diffusion models.",
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+SpecArgs = Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)]
+ForceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--force", help="Recompute this stage and everything downstream (repeatable; 'all')."),
+]
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Artifact store (default: <project>/.recut/store or $RECUT_STORE)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+
+
+class _Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def _load_all(paths: list[Path]) -> list[Any]:
+    specs, issues = [], []
+    for p in paths:
+        try:
+            specs.append(load_spec(p))
+        except SpecError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        for i in issues:
+            err.print(str(i), markup=False, highlight=False)
+        n = len(issues)
+        err.print(f"{n} problem{'s' if n != 1 else ''} found; nothing was run.", style="bold red")
+        raise _Exit(2)
+    return specs
+
+
+def _store_root(paths: list[Path], store: Path | None) -> str:
+    from flows._graph import default_store_root
+
+    return str(store.resolve()) if store else default_store_root(str(paths[0]))
+
+
+def _runtime_message(exc: BaseException) -> str:
+    """One line for an exception that escaped a worker, a task or a flow."""
+    seen = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        cause = getattr(cur, "cause", None)  # RayTaskError
+        if isinstance(cause, BaseException):
+            cur = cause
+            continue
+        if cur.__cause__ is not None and type(cur).__name__ in ("RayTaskError", "TaskRunError"):
+            cur = cur.__cause__
+            continue
+        break
+    assert cur is not None
+    text = str(cur).strip().splitlines()[0] if str(cur).strip() else type(cur).__name__
+    return (
+        f"{type(cur).__name__}: {text}"
+        if type(cur).__name__ not in ("MediaError", "ModelNotAvailable")
+        else text
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except _Exit as e:
+        sys.exit(e.code)
+
+
+def _guard(fn: Any) -> Any:
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a: Any, **k: Any) -> Any:
+        try:
+            return fn(*a, **k)
+        except _Exit as e:
+            raise typer.Exit(e.code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; completed stages stay cached, re-run to resume", style="yellow")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("RECUT_DEBUG") == "1":
+                raise
+            err.print(f"error: {_runtime_message(exc)}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@app.command()
+@_guard
+def validate(specs: SpecArgs) -> None:
+    """Check spec files; print `file:line: field.path: message` for each problem."""
+    loaded = _load_all(specs)
+    for p, s in zip(specs, loaded, strict=True):
+        n_out = len(s.edits) * max(1, _n_points(s))
+        out.print(f"ok  {p}  ({s.method}, {len(s.edits)} edit(s), {n_out} output(s))", markup=False)
+
+
+def _n_points(spec: Any) -> int:
+    from recut.spec import sweep_points
+
+    return len(sweep_points(spec))
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@app.command()
+@_guard
+def plan(specs: SpecArgs, force: ForceOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the stage graph with cache keys and status. Computes nothing."""
+    from recut.plan import build_plan
+    from recut.store import Store
+
+    loaded = _load_all(specs)
+    root = _store_root(specs, store)
+    try:
+        p = build_plan(loaded, Store(root), set(force or ()))
+    except ValueError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise _Exit(2) from None
+    rows = [
+        {
+            "stage": n.stage.name,
+            "kind": n.kind,
+            "label": n.label,
+            "key": n.key,
+            "status": "forced" if n.forced else "cached" if n.cached else "to compute",
+            "after": [k for k in n.upstream.values()],
+            "outputs": [i.label for i in n.instances],
+        }
+        for n in p.ordered()
+    ]
+    if as_json:
+        print(json.dumps({"store": root, "stages": rows}, indent=1))
+        return
+    t = Table(title=f"stage graph ({len(rows)} stages, store {root})")
+    for c in ("stage", "key", "status", "after", "used by"):
+        t.add_column(c)
+    for r in rows:
+        style = {"cached": "green", "to compute": "yellow", "forced": "magenta"}[r["status"]]
+        t.add_row(
+            escape(r["label"]),
+            r["key"][:12],
+            f"[{style}]{r['status']}[/{style}]",
+            ", ".join(k[:8] for k in r["after"]),
+            ", ".join(r["outputs"]),
+        )
+    out.print(t)
+    todo = sum(1 for r in rows if r["status"] != "cached")
+    out.print(f"{len(rows) - todo} cached, {todo} to compute")
+
+
+# --------------------------------------------------------------------------- run
+
+
+class _RichSink:
+    """Progress for long stages: one bar per running stage, steps when known."""
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks: dict[str, Any] = {}
+        self.labels: dict[str, str] = {}
+
+    def start(self, key: str, label: str, kind: str) -> None:
+        self.labels[key] = label
+        self.tasks[key] = self.progress.add_task(escape(f"{label} [{key[:8]}]"), total=None)
+
+    def step(self, key: str, step: int, total: int) -> None:
+        if key in self.tasks:
+            self.progress.update(self.tasks[key], completed=step, total=total)
+
+    def done(self, key: str, status: str, seconds: float) -> None:
+        if key in self.tasks:
+            tid = self.tasks[key]
+            self.progress.update(
+                tid,
+                description=escape(f"{self.labels[key]} [{key[:8]}] {status} {seconds:.1f}s"),
+                total=1,
+                completed=1,
+            )
+
+
+@app.command()
+@_guard
+def run(
+    specs: SpecArgs,
+    force: ForceOpt = None,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    no_dvc: Annotated[bool, typer.Option("--no-dvc", help="Do not record artifacts in DVC.")] = False,
+) -> None:
+    """Run specs as a Prefect flow on Ray workers; outputs land in each spec's output dir."""
+    t_start = time.perf_counter()
+    _load_all(specs)  # validate at the edge, before anything starts
+    from recut import prefect_env
+
+    mode = prefect_env.configure()
+    if not as_json:
+        err.print(f"prefect: {mode}", markup=False, highlight=False)
+    from recut import progress
+    from recut.plan import build_plan
+    from recut.spec import load_spec as _ls
+    from recut.store import Store
+
+    root = _store_root(specs, store)
+    try:
+        build_plan([_ls(p) for p in specs], Store(root), set(force or ()))
+    except ValueError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise _Exit(2) from None
+
+    from flows.batch import batch
+    from flows.edit import edit
+
+    sink = _RichSink(err) if not as_json else None
+    progress.set_sink(sink)
+    paths = [str(p.resolve()) for p in specs]
+    try:
+        if sink is not None:
+            sink.progress.start()
+        if len(paths) == 1:
+            summary = edit(paths[0], list(force or []), root, not no_dvc)
+        else:
+            summary = batch(paths, list(force or []), root, not no_dvc)
+    finally:
+        if sink is not None:
+            sink.progress.stop()
+        progress.set_sink(None)
+    summary["prefect"] = mode
+    summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
+    try:
+        from recut.workers import _POOL
+
+        if _POOL is not None:
+            summary["workers"] = _POOL.stats()
+    except Exception:
+        pass
+    if as_json:
+        print(json.dumps(summary, indent=1, default=str))
+        return
+    for s in summary["specs"]:
+        out.print(f"[bold]{s['spec']}[/bold] -> {s['output_dir']}")
+        for slug, o in s["outputs"].items():
+            ms = "  ".join(f"{k}={v:.4g}" for k, v in o["metrics"].items() if isinstance(v, (int, float)))
+            out.print(f"  {slug}: {', '.join(Path(f).name for f in o['files'].values())}  {ms}", markup=False)
+    out.print(
+        f"{summary['computed']} computed, {summary['cached']} cached, "
+        f"{summary['wall_seconds']:.1f}s; dvc: {summary['dvc']}",
+        markup=False,
+    )
+
+
+# --------------------------------------------------------------------------- misc
+
+
+@app.command()
+@_guard
+def schema(
+    out_path: Annotated[Path, typer.Option("--out", help="Where to write the JSON Schema.")] = Path(
+        "specs/schema.json"
+    ),
+) -> None:
+    """Write the JSON Schema of specs (for editor autocompletion and checks)."""
+    from recut.spec import json_schema
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(json_schema(), indent=2, sort_keys=False) + "\n")
+    out.print(f"wrote {out_path}", markup=False)
+
+
+@app.command()
+@_guard
+def methods() -> None:
+    """List the editing methods and their stages."""
+    from recut.registry import methods as reg
+
+    for name, e in reg().items():
+        out.print(f"[bold]{name}[/bold]: {e.description}")
+        out.print("   stages: " + " -> ".join(s.name for s in e.engine.stages), markup=False)
+
+
+@app.command()
+@_guard
+def profiles() -> None:
+    """List model profiles."""
+    from recut.models import PROFILES
+
+    for p in PROFILES.values():
+        where = "in repo" if p.local else "hub id, local cache only"
+        comps = ", ".join(f"{r}={loc}" for r, loc in p.components.items())
+        out.print(f"[bold]{p.name}[/bold] ({where}): {p.description}\n   {comps}")
+
+
+@app.command()
+@_guard
+def metrics() -> None:
+    """List the metrics a spec's `evaluate` can name."""
+    from engines.common.metrics import METRICS
+
+    for m in METRICS.values():
+        out.print(f"[bold]{m.name}[/bold]: {m.description}")
+
+
+@app.command("dvc-stages")
+@_guard
+def dvc_stages() -> None:
+    """Regenerate dvc.yaml: one `recut run` stage per spec under specs/."""
+    from recut.dvc import write_dvc_yaml
+    from recut.spec import find_project_root
+
+    root = find_project_root(Path.cwd())
+    path = write_dvc_yaml(root)
+    out.print(f"wrote {path}", markup=False)
+
+
+@app.command()
+@_guard
+def dashboard(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4200,
+) -> None:
+    """Start the Prefect server (the orchestration dashboard) on 127.0.0.1."""
+    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    out.print(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C stops it; `recut run` uses it while it runs)")
+    exe = Path(sys.executable).with_name("prefect")
+    cmd = [
+        str(exe) if exe.exists() else "prefect",
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    raise _Exit(subprocess.call(cmd, env=env))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The contract between recut's plumbing and an editing method.
+
+An engine is plain PyTorch/diffusers code. It declares its stage graph as data
+(:class:`Stage`), and implements each stage as a method named after the stage
+that takes a :class:`StageContext` and writes its files into ``ctx.out_dir``.
+Engines never import Prefect or Ray: the tasks and workers call them.
+
+A stage's ``reads`` lists the dotted paths of the *resolved spec view* it
+depends on (see :func:`recut.plan.resolved_view`).  Only those values, the
+stage version and the keys of the upstream stages enter its cache key, so a
+change to a value no stage reads upstream of sampling reuses everything
+upstream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel
+
+StageKind = Literal["preprocess", "extract", "finetune", "invert", "sample", "evaluate"]
+STAGE_KINDS: tuple[str, ...] = ("preprocess", "extract", "finetune", "invert", "sample", "evaluate")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One node of an engine's stage graph."""
+
+    name: str
+    kind: StageKind
+    version: str
+    reads: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    #: Values the stage receives but that cannot change its result (memory or
+    #: speed knobs such as a frame batch size); they stay out of the key.
+    options: tuple[str, ...] = ()
+    per_edit: bool = False
+    uses_model: bool = False
+    description: str = ""
+
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class StageContext:
+    """Everything a stage implementation may look at.
+
+    ``values`` holds exactly the resolved values of ``Stage.reads`` (plus
+    ``media`` paths for preprocess); ``inputs`` maps upstream stage names to
+    the directories of their committed artifacts; ``out_dir`` is a private
+    temporary directory that the store commits atomically afterwards.
+    """
+
+    values: dict[str, Any]
+    inputs: dict[str, Path]
+    out_dir: Path
+    progress: ProgressFn = field(default=lambda step, total: None)
+    seed: int = 0
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return self.values.get(path, default)
+
+
+class Engine:
+    """Base class of every method engine.
+
+    Subclasses set the class attributes and implement one method per stage.
+    ``__init__`` must be cheap; models load lazily in :meth:`load` so that a
+    worker can hold one instance per model identity and count loads.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    params_model: ClassVar[type[BaseModel]]
+    stages: ClassVar[tuple[Stage, ...]]
+    #: Whether edits must carry a non-empty prompt.
+    requires_prompt: ClassVar[bool] = True
+
+    def __init__(self, model: Any = None, device: str = "cpu") -> None:
+        self.model = model
+        self.device = device
+        self.loaded = False
+        self.loads = 0
+
+    # -- model lifecycle -------------------------------------------------
+    def load(self) -> None:
+        """Load model components once; subclasses call ``super().load()`` last."""
+        self.loaded = True
+        self.loads += 1
+
+    def ensure_loaded(self) -> None:
+        if not self.loaded:
+            self.load()
+
+    # -- stage dispatch --------------------------------------------------
+    @classmethod
+    def stage(cls, name: str) -> Stage:
+        for st in cls.stages:
+            if st.name == name:
+                return st
+        raise KeyError(f"engine {cls.name!r} has no stage {name!r}")
+
+    def run_stage(self, name: str, ctx: StageContext) -> dict[str, Any]:
+        """Run stage ``name``; returns the artifact's meta dict."""
+        st = self.stage(name)
+        if st.uses_model:
+            self.ensure_loaded()
+        fn = getattr(self, name)
+        meta = fn(ctx)
+        return dict(meta or {})
+
+    # -- validation hook ---------------------------------------------------
+    @classmethod
+    def check_spec(cls, spec: Any) -> list[tuple[str, str]]:
+        """Cross-field checks beyond the params model.
+
+        Returns ``(field.path, message)`` pairs; empty when the spec is fine.
+        """
+        return []

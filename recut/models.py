@@ -1,0 +1,173 @@
+"""Model profiles: names a spec can use for a set of model components.
+
+A profile maps *roles* (``image``: an SD-1.5-layout text-to-image pipeline
+folder, ``video``: a ModelScope-layout text-to-video pipeline folder, ...) to
+either a folder inside this repository or a public hub id.  Everything loads
+through ``from_pretrained``; recut never downloads at run time: a hub id must
+already be in the local Hugging Face cache (``huggingface-cli download`` on a
+machine with network), or loading fails with a message that says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    components: dict[str, str]
+    #: dtype used when CUDA is present; CPU always computes in float32.
+    cuda_dtype: str = "float32"
+    local: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in [
+        Profile(
+            "tiny-random",
+            "Randomly initialised, config-built diffusers/transformers models kept in "
+            "the repo (a few hundred KB). Exercises every code path; outputs are noise.",
+            {"image": "models/tiny-random/sd", "video": "models/tiny-random/t2v"},
+        ),
+        Profile(
+            "sd15",
+            "Stable Diffusion 1.5 (512x512), the image backbone of SDEdit and Video-P2P.",
+            {"image": "runwayml/stable-diffusion-v1-5"},
+            cuda_dtype="float16",
+            local=False,
+            options={"attention_slicing": True},
+        ),
+        Profile(
+            "modelscope-t2v",
+            "ModelScope text-to-video 1.7B (256x256, 16 frames).",
+            {"video": "damo-vilab/text-to-video-ms-1.7b"},
+            cuda_dtype="float16",
+            local=False,
+        ),
+        Profile(
+            "zeroscope",
+            "Zeroscope v2 576w (576x320, 24 frames), ModelScope-layout.",
+            {"video": "cerspense/zeroscope_v2_576w"},
+            cuda_dtype="float16",
+            local=False,
+        ),
+    ]
+}
+
+
+class ModelNotAvailable(RuntimeError):
+    """A profile's weights are not on this machine."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A concrete, hashable description of which weights a stage uses."""
+
+    name: str
+    components: dict[str, str]
+    revision: str | None = None
+    dtype: str = "float32"
+    identity: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def location(self, role: str) -> str:
+        """Local folder or hub id for ``role`` (``image``, ``video``, ...)."""
+        if role not in self.components:
+            raise ModelNotAvailable(
+                f"model {self.name!r} has no {role!r} component "
+                f"(it has: {', '.join(sorted(self.components)) or 'none'})"
+            )
+        return self.components[role]
+
+    def torch_dtype(self, device: str) -> Any:
+        import torch
+
+        if device == "cpu":
+            return torch.float32
+        return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
+
+    def from_pretrained(self, cls: Any, role: str, device: str = "cpu", **kwargs: Any) -> Any:
+        """``cls.from_pretrained`` on the component, offline, with a clear error."""
+        loc = self.location(role)
+        kw: dict[str, Any] = dict(kwargs)
+        if not Path(loc).is_dir():
+            kw.setdefault("local_files_only", os.environ.get("RECUT_ALLOW_DOWNLOAD") != "1")
+            if self.revision:
+                kw.setdefault("revision", self.revision)
+        try:
+            return cls.from_pretrained(loc, **kw)
+        except (OSError, EnvironmentError, ValueError) as exc:  # noqa: UP024 - explicit for readers
+            if Path(loc).is_dir():
+                raise ModelNotAvailable(f"cannot load {cls.__name__} from {loc}: {exc}") from exc
+            raise ModelNotAvailable(
+                f"model {self.name!r} ({loc}) is not in the local Hugging Face cache; recut never "
+                "downloads at run time. On a machine with network run "
+                f"`huggingface-cli download {loc}` (or set RECUT_ALLOW_DOWNLOAD=1)."
+            ) from exc
+
+
+def _dir_digest(folder: Path) -> str:
+    """Content hash of a model folder, memoised by (path, size, mtime)."""
+    entries = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith("."):
+            st = p.stat()
+            entries.append((p.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns))
+    memo_key = hashlib.sha256(json.dumps([str(folder), entries]).encode()).hexdigest()
+    hit = _DIGESTS.get(memo_key)
+    if hit:
+        return hit
+    h = hashlib.sha256()
+    for rel, _, _ in entries:
+        h.update(rel.encode() + b"\0")
+        with open(folder / rel, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    digest = h.hexdigest()
+    _DIGESTS[memo_key] = digest
+    return digest
+
+
+_DIGESTS: dict[str, str] = {}
+
+
+def _identity(components: dict[str, str], revision: str | None, dtype: str) -> str:
+    parts = {}
+    for role, loc in sorted(components.items()):
+        p = Path(loc)
+        parts[role] = ("sha256:" + _dir_digest(p)) if p.is_dir() else f"hub:{loc}@{revision or 'main'}"
+    blob = json.dumps({"components": parts, "dtype": dtype}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def resolve(
+    profile: str | None = None,
+    repo: str | None = None,
+    path: str | Path | None = None,
+    revision: str | None = None,
+    dtype: str | None = None,
+) -> ResolvedModel:
+    """Turn a spec's ``model`` section into a :class:`ResolvedModel`."""
+    if profile is not None:
+        if profile not in PROFILES:
+            raise KeyError(profile)
+        prof = PROFILES[profile]
+        comps = {role: str(REPO_ROOT / loc) if prof.local else loc for role, loc in prof.components.items()}
+        dt = dtype or prof.cuda_dtype
+        return ResolvedModel(profile, comps, revision, dt, _identity(comps, revision, dt), dict(prof.options))
+    loc = str(path) if path is not None else str(repo)
+    comps = {"image": loc, "video": loc}
+    dt = dtype or "float32"
+    return ResolvedModel(loc, comps, revision, dt, _identity(comps, revision, dt))

@@ -1,0 +1,112 @@
+"""Execute one planned stage against the store (pure: no Prefect, no Ray).
+
+Workers call :class:`StageRunner` inside Ray actors; the plain-script benchmark
+and the unit tests call it directly.  A runner keeps one engine instance per
+(method, model identity), so models load once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recut.engine import Engine, ProgressFn, StageContext
+from recut.models import ResolvedModel
+from recut.registry import engine_class
+from recut.store import ArtifactRef, Store
+
+
+@dataclass
+class Job:
+    """What a worker needs to compute one node. Small and picklable."""
+
+    method: str
+    stage: str
+    kind: str
+    key: str
+    reads: dict[str, Any]
+    media: list[str] = field(default_factory=list)
+    model: ResolvedModel | None = None
+    inputs: dict[str, ArtifactRef] = field(default_factory=dict)
+    force: bool = False
+    store_root: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_identity(self) -> str:
+        return self.model.identity if self.model is not None else ""
+
+
+class StageRunner:
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self.engines: dict[tuple[str, str], Engine] = {}
+        self.calls = 0
+
+    def engine(self, method: str, model: ResolvedModel | None) -> Engine:
+        ident = model.identity if model is not None else ""
+        k = (method, ident)
+        if k not in self.engines:
+            self.engines[k] = engine_class(method)(model=model, device=self.device)
+        return self.engines[k]
+
+    @property
+    def loads(self) -> dict[str, int]:
+        return {f"{m}:{i[:12] or '-'}": e.loads for (m, i), e in self.engines.items()}
+
+    def run(self, job: Job, progress: ProgressFn | None = None) -> ArtifactRef:
+        """Compute ``job`` unless committed (and not forced); return its ref."""
+        self.calls += 1
+        store = Store(job.store_root)
+        if not job.force:
+            hit = store.get(job.kind, job.key)
+            if hit is not None:
+                return hit
+        eng = self.engine(job.method, job.model)
+        tmp = store.begin(job.key)
+        t0 = time.perf_counter()
+        try:
+            values = {**job.options, **job.reads}
+            values["_media"] = list(job.media)
+            ctx = StageContext(
+                values=values,
+                inputs={name: ref.dir for name, ref in job.inputs.items()},
+                out_dir=tmp,
+                progress=progress or (lambda i, n: None),
+                seed=int(job.reads.get("seed", 0) or 0),
+            )
+            meta = eng.run_stage(job.stage, ctx)
+            if job.kind == "sample":
+                meta = finish_video(tmp, meta, job.inputs)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        seconds = time.perf_counter() - t0
+        if job.force:
+            return store.replace(tmp, job.kind, job.key, meta, job.stage, seconds)
+        return store.commit(tmp, job.kind, job.key, meta, job.stage, seconds)
+
+
+def finish_video(out_dir: Path, meta: dict[str, Any], inputs: dict[str, ArtifactRef]) -> dict[str, Any]:
+    """Every sample artifact holds frames.npy (lossless) and video.mp4."""
+    from recut import video
+
+    frames_path = out_dir / "frames.npy"
+    if not frames_path.exists():
+        raise RuntimeError("a sample stage must write frames.npy")
+    frames = video.load_frames(frames_path)
+    fps = meta.get("fps")
+    if fps is None and "preprocess" in inputs:
+        info = json.loads((inputs["preprocess"].dir / "info.json").read_text())
+        fps = info.get("fps", 8.0)
+    fps = float(fps or 8.0)
+    if not (out_dir / "video.mp4").exists():
+        video.write_mp4(out_dir / "video.mp4", frames, fps)
+    meta = dict(meta)
+    meta.setdefault("fps", fps)
+    meta.setdefault("frames", int(frames.shape[0]))
+    return meta

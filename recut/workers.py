@@ -1,0 +1,169 @@
+"""Ray actors that keep models resident, and the driver-side pool.
+
+Each actor wraps a :class:`~recut.runner.StageRunner` and so holds one engine
+(with its loaded weights) per model identity for its whole life.  The pool
+routes a job to an idle actor that already holds the job's model, else to any
+idle actor, else waits: a batch of specs runs concurrently over the pool, and
+each model loads at most once per actor.
+
+Ray: ``RAY_ADDRESS`` joins an existing cluster (the store root must then be
+shared storage); otherwise a local instance starts with usage stats off.
+Token auth (Ray's default since 2.5x) stays on: a local cluster costs nothing
+extra with it, and a joined cluster needs the token anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from recut.runner import Job, StageRunner
+from recut.store import ArtifactRef
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+class StageWorker:
+    """The actor body (wrapped with ``ray.remote`` by the pool)."""
+
+    def __init__(self, device: str, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        self.runner = StageRunner(device=device)
+        self._progress: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def run(self, job: Job) -> ArtifactRef:
+        def report(step: int, total: int) -> None:
+            with self._lock:
+                self._progress[job.key] = (step, total)
+
+        try:
+            return self.runner.run(job, report)
+        finally:
+            with self._lock:
+                self._progress.pop(job.key, None)
+
+    def progress(self, key: str) -> tuple[int, int] | None:
+        with self._lock:
+            return self._progress.get(key)
+
+    def stats(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "loads": self.runner.loads, "calls": self.runner.calls}
+
+
+ProgressSink = Callable[[str, int, int], None]
+
+
+class WorkerPool:
+    """A fixed set of :class:`StageWorker` actors with model affinity."""
+
+    def __init__(self, size: int | None = None, threads_per_worker: int | None = None):
+        import ray
+
+        if not ray.is_initialized():
+            address = os.environ.get("RAY_ADDRESS")
+            kwargs: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": os.environ.get("RECUT_RAY_LOGS") == "1",
+                "configure_logging": False,
+            }
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        self._ray = ray
+        res = ray.cluster_resources()
+        cpus = int(res.get("CPU", 1))
+        gpus = int(res.get("GPU", 0))
+        env_size = os.environ.get("RECUT_WORKERS")
+        self.size = size or (int(env_size) if env_size else max(1, gpus or min(cpus, 2)))
+        threads = threads_per_worker or max(1, cpus // self.size)
+        opts: dict[str, Any] = {"num_cpus": threads, "max_concurrency": 4}
+        device = "cpu"
+        if gpus:
+            opts["num_gpus"] = 1
+            device = "cuda"
+        remote_cls = ray.remote(StageWorker).options(**opts)
+        self.device = device
+        self.actors = [remote_cls.remote(device, threads) for _ in range(self.size)]
+        self._busy = [False] * self.size
+        self._models: list[set[str]] = [set() for _ in range(self.size)]
+        self._cv = threading.Condition()
+
+    # -- routing -------------------------------------------------------------
+    def _acquire(self, model_id: str) -> int:
+        with self._cv:
+            while True:
+                idle = [i for i in range(self.size) if not self._busy[i]]
+                if idle:
+                    warm = [i for i in idle if model_id in self._models[i]] if model_id else []
+                    cold = [i for i in idle if not self._models[i]]
+                    i = (warm or cold or idle)[0]
+                    self._busy[i] = True
+                    if model_id:
+                        self._models[i].add(model_id)
+                    return i
+                self._cv.wait()
+
+    def _release(self, i: int) -> None:
+        with self._cv:
+            self._busy[i] = False
+            self._cv.notify_all()
+
+    def run(self, job: Job, on_progress: ProgressSink | None = None) -> ArtifactRef:
+        """Run ``job`` on a worker, forwarding per-step progress; blocks."""
+        i = self._acquire(job.model_identity)
+        try:
+            actor = self.actors[i]
+            ref = actor.run.remote(job)
+            last: tuple[int, int] | None = None
+            while True:
+                ready, _ = self._ray.wait([ref], timeout=0.2)
+                if ready:
+                    return self._ray.get(ref)
+                if on_progress is not None:
+                    prog = self._ray.get(actor.progress.remote(job.key))
+                    if prog and prog != last:
+                        on_progress(job.key, *prog)
+                        last = prog
+        finally:
+            self._release(i)
+
+    def stats(self) -> list[dict[str, Any]]:
+        return self._ray.get([a.stats.remote() for a in self.actors])
+
+    def shutdown(self) -> None:
+        for a in self.actors:
+            try:
+                self._ray.kill(a)
+            except Exception:
+                pass
+        self.actors = []
+
+
+_POOL: WorkerPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def get_pool() -> WorkerPool:
+    """The process-wide pool (created on first use)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            t0 = time.perf_counter()
+            _POOL = WorkerPool()
+            _POOL.startup_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
+        return _POOL
+
+
+def shutdown_pool() -> None:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown()
+            _POOL = None

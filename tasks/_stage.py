@@ -1,0 +1,99 @@
+"""The one adapter every stage task uses: cache check, then a worker call.
+
+Hit: the committed ArtifactRef comes back from the store; no worker is
+touched.  Miss (or forced): the job goes to a Ray actor that holds the model,
+which writes the artifact atomically.  Only refs cross task boundaries.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from recut import progress
+from recut.plan import Node
+from recut.runner import Job
+from recut.store import ArtifactRef, Store
+
+
+@dataclass(frozen=True)
+class RunContext:
+    store_root: str
+
+
+@dataclass
+class StageResult:
+    key: str
+    stage: str
+    kind: str
+    label: str
+    status: str  # "computed" | "cached"
+    seconds: float
+    ref: ArtifactRef
+    instances: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "kind": self.kind,
+            "label": self.label,
+            "key": self.key,
+            "status": self.status,
+            "seconds": round(self.seconds, 4),
+            "artifacts": {name: str(self.ref.file(name)) for name in sorted(self.ref.files)},
+            "outputs": self.instances,
+        }
+
+
+def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> StageResult:
+    sink = progress.sink()
+    store = Store(run.store_root)
+    t0 = time.perf_counter()
+    sink.start(node.key, node.label, node.kind)
+    hit = None if node.forced else store.get(node.kind, node.key)
+    if hit is not None:
+        status, ref = "cached", hit
+    else:
+        from recut.workers import get_pool
+
+        job = Job(
+            method=node.method,
+            stage=node.stage.name,
+            kind=node.kind,
+            key=node.key,
+            reads=node.reads,
+            media=node.media,
+            model=node.model,
+            inputs={name: res.ref for name, res in upstream.items()},
+            force=node.forced,
+            store_root=run.store_root,
+            options=node.options,
+        )
+        ref = get_pool().run(job, on_progress=sink.step)
+        status = "computed"
+    seconds = time.perf_counter() - t0
+    sink.done(node.key, status, seconds)
+    return StageResult(
+        node.key,
+        node.stage.name,
+        node.kind,
+        node.label,
+        status,
+        seconds,
+        ref,
+        [i.label for i in node.instances],
+    )
+
+
+def stage_task(kind: str, doc: str) -> Any:
+    """The Prefect task for one stage kind (cache policy off: the store caches)."""
+    from prefect import task
+    from prefect.cache_policies import NONE
+
+    def body(node: Node, upstream: dict[str, StageResult], run: RunContext) -> StageResult:
+        return run_stage(node, upstream, run)
+
+    body.__name__ = body.__qualname__ = kind
+    body.__doc__ = doc
+    return task(name=kind, cache_policy=NONE, persist_result=False)(body)
