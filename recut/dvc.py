@@ -82,7 +82,7 @@ def write_dvc_yaml(root: Path, specs: list[Path] | None = None) -> Path:
 
 
 def _with_lock_retry(fn: Any, tries: int = 30) -> Any:
-    from dvc.exceptions import LockError
+    from dvc.lock import LockError
 
     for i in range(tries):
         try:

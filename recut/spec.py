@@ -377,9 +377,12 @@ def _message(err: dict[str, Any]) -> str:
     if typ == "union_tag_invalid":
         from recut.registry import methods
 
-        return f"unknown method {err.get('input')!r}; known methods: {', '.join(sorted(methods()))}"
+        tag = (err.get("ctx") or {}).get("tag", err.get("input"))
+        return f"unknown method {tag!r}; known methods: {', '.join(sorted(methods()))}"
     if typ == "union_tag_not_found":
-        return "missing field `method`"
+        from recut.registry import methods
+
+        return f"missing field `method`; known methods: {', '.join(sorted(methods()))}"
     if "input" in err and typ not in ("missing",) and not isinstance(err["input"], (dict, list)):
         if repr(err["input"]) not in msg:
             msg = f"{msg} (got {err['input']!r})"
@@ -426,7 +429,7 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
     context = {
         "base_dir": base_dir,
         "root": root,
-        "allow_outside_root": bool(data.get("allow_outside_root", False)),
+        "allow_outside_root": _as_bool(data.get("allow_outside_root", False)),
         "check_files": check_files,
     }
     method = data.get("method") if isinstance(data.get("method"), str) else None
@@ -436,6 +439,8 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
         issues = []
         for err in exc.errors():
             loc = _clean_loc(tuple(err["loc"]), method)
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc = ("method",)  # pydantic reports the discriminator at the root
             issues.append(
                 SpecIssue(shown, _line_for(lines, loc), ".".join(map(str, loc)), _message(dict(err)))
             )
@@ -451,7 +456,17 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
     return spec
 
 
+def _as_bool(value: Any) -> bool:
+    """Coerce like the pydantic field does (``"false"`` is False, not ``bool("false")``)."""
+    try:
+        return TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        return False
+
+
 def _split(path: str) -> list[Any]:
+    if path.startswith("sweep."):  # a sweep key is itself a dotted path: one YAML key
+        return ["sweep", path[len("sweep.") :]]
     return [int(x) if x.isdigit() else x for x in path.split(".")]
 
 

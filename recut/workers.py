@@ -75,7 +75,13 @@ class WorkerPool:
             if address:
                 ray.init(address=address, **kwargs)
             else:
-                ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+                # A private temp dir per local cluster: two recut processes on one
+                # machine (or a test harness beside a CLI run) must never share
+                # /tmp/ray/session_latest, or one's shutdown can take down the other.
+                import tempfile
+
+                tmp = tempfile.mkdtemp(prefix="recut-ray-", dir=os.environ.get("RECUT_RAY_TMP", "/tmp"))
+                ray.init(num_cpus=os.cpu_count() or 1, _temp_dir=tmp, **kwargs)
         self._ray = ray
         res = ray.cluster_resources()
         cpus = int(res.get("CPU", 1))
@@ -151,14 +157,39 @@ _POOL_LOCK = threading.Lock()
 
 
 def get_pool() -> WorkerPool:
-    """The process-wide pool (created on first use)."""
+    """The process-wide pool (created on first use).
+
+    Ray is started from a dedicated thread that lives as long as the pool:
+    Ray's local processes die with the *thread* that started them (Linux
+    parent-death signals are per thread), and Prefect runs tasks on pool
+    threads that come and go. Measured: starting Ray from a task thread
+    killed the cluster when the flow's thread pool shut down.
+    """
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
             t0 = time.perf_counter()
-            _POOL = WorkerPool()
+            box: dict[str, Any] = {}
+            ready = threading.Event()
+
+            def owner() -> None:
+                try:
+                    box["pool"] = WorkerPool()
+                except BaseException as exc:
+                    box["error"] = exc
+                ready.set()
+                _STOP.wait()
+
+            threading.Thread(target=owner, name="recut-ray-owner", daemon=True).start()
+            ready.wait()
+            if "error" in box:
+                raise box["error"]
+            _POOL = box["pool"]
             _POOL.startup_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
         return _POOL
+
+
+_STOP = threading.Event()
 
 
 def shutdown_pool() -> None:

@@ -1,0 +1,57 @@
+"""Shared fixtures: a throwaway project folder with a clip and a spec writer."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parent.parent
+
+BASE_SPEC = """\
+method: sdedit
+input:
+  video: media/clip.mp4
+  frames: {start: 0, count: 4}
+model: {profile: tiny-random}
+seed: 0
+params: {strength: 0.5, steps: 4, guidance_scale: 3.0}
+edits:
+  - {name: a, prompt: a red square}
+  - {name: b, prompt: a blue square}
+"""
+
+
+class Project:
+    """A folder that looks like a user's recut project."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / ".git").mkdir(parents=True, exist_ok=True)
+        (root / "media").mkdir(exist_ok=True)
+        (root / "specs").mkdir(exist_ok=True)
+        from recut.video import make_test_video
+
+        make_test_video(root / "media" / "clip.mp4", frames=8, width=32, height=32, fps=8)
+
+    @property
+    def store(self) -> Path:
+        return self.root / ".recut" / "store"
+
+    def spec(self, text: str = BASE_SPEC, name: str = "edit.yaml") -> Path:
+        p = self.root / "specs" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        text = textwrap.dedent(text).replace("media/clip.mp4", str(self.root / "media" / "clip.mp4"))
+        p.write_text(text)
+        return p
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path / "proj")
