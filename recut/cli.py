@@ -87,11 +87,7 @@ def _runtime_message(exc: BaseException) -> str:
         break
     assert cur is not None
     text = str(cur).strip().splitlines()[0] if str(cur).strip() else type(cur).__name__
-    return (
-        f"{type(cur).__name__}: {text}"
-        if type(cur).__name__ not in ("MediaError", "ModelNotAvailable")
-        else text
-    )
+    return f"{type(cur).__name__}: {text}" if type(cur).__name__ not in ("MediaError", "ModelNotAvailable") else text
 
 
 def main() -> None:

@@ -14,6 +14,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import time
 from pathlib import Path
@@ -119,10 +122,18 @@ def record(store_root: Path, plan: Plan) -> str:
         write_dvc_yaml(root, specs)
 
     def _do() -> None:
-        with Repo(str(root)) as repo:
-            repo.add([str(store_rel)])
-            for p in specs:
-                repo.commit(f"dvc.yaml:{stage_name(p, root)}", force=True)
+        # DVC prints hints ("To track the changes with git ...") on stdout;
+        # keep our stdout machine-readable (`--json`).
+        dvc_log = logging.getLogger("dvc")
+        level = dvc_log.level
+        dvc_log.setLevel(logging.WARNING)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
+                repo.add([str(store_rel)])
+                for p in specs:
+                    repo.commit(f"dvc.yaml:{stage_name(p, root)}", force=True)
+        finally:
+            dvc_log.setLevel(level)
 
     _with_lock_retry(_do)
     extra = f" and {len(specs)} spec stage(s)" if specs else ""

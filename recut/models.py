@@ -38,7 +38,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "tiny-random",
             "Randomly initialised, config-built diffusers/transformers models kept in "
-            "the repo (a few hundred KB). Exercises every code path; outputs are noise.",
+            "the repo (3.6 MB). Exercises every code path; outputs are noise.",
             {"image": "models/tiny-random/sd", "video": "models/tiny-random/t2v"},
         ),
         Profile(

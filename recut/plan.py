@@ -118,9 +118,7 @@ def _input_view(spec: SpecBase) -> dict[str, Any]:
     }
 
 
-def resolved_view(
-    spec: SpecBase, edit_index: int, point: dict[str, Any], model: ResolvedModel
-) -> dict[str, Any]:
+def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model: ResolvedModel) -> dict[str, Any]:
     """The nested dict that stage ``reads`` paths are looked up in."""
     edit = spec.edits[edit_index]
     params = spec.params.model_dump(mode="json")  # type: ignore[attr-defined]

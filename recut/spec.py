@@ -143,8 +143,7 @@ class InputSpec(_Strict):
         given = [k for k in ("video", "image", "images") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of `video`, `image` or `images`"
-                + (f" (got {', '.join(given)})" if given else "")
+                "give exactly one of `video`, `image` or `images`" + (f" (got {', '.join(given)})" if given else "")
             )
         return self
 
@@ -441,14 +440,12 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
             loc = _clean_loc(tuple(err["loc"]), method)
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 loc = ("method",)  # pydantic reports the discriminator at the root
-            issues.append(
-                SpecIssue(shown, _line_for(lines, loc), ".".join(map(str, loc)), _message(dict(err)))
-            )
+            issues.append(SpecIssue(shown, _line_for(lines, loc), ".".join(map(str, loc)), _message(dict(err))))
         raise SpecError(issues) from None
 
     issues = _semantic_checks(spec, data)
-    if not issues and check_files:
-        issues = _media_checks(spec)
+    if check_files:
+        issues += _media_checks(spec)
     if issues:
         raise SpecError([SpecIssue(shown, _line_for(lines, tuple(_split(f))), f, m) for f, m in issues])
     spec._source = p.resolve()

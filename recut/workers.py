@@ -66,6 +66,10 @@ class WorkerPool:
         import ray
 
         if not ray.is_initialized():
+            if os.environ.get("RECUT_RAY_LOGS") != "1":
+                import logging
+
+                logging.getLogger("ray").setLevel(logging.ERROR)
             address = os.environ.get("RAY_ADDRESS")
             kwargs: dict[str, Any] = {
                 "include_dashboard": False,

@@ -55,3 +55,24 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path / "proj")
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ray_shutdown():
+    yield
+    from recut.workers import shutdown_pool
+
+    shutdown_pool()
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()

@@ -24,27 +24,6 @@ from tests.conftest import BASE_SPEC, Project
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def prefect_api():
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _ray_shutdown():
-    yield
-    from recut.workers import shutdown_pool
-
-    shutdown_pool()
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-
-
 def run_json(*args: str) -> dict:
     result = CliRunner().invoke(app, ["run", *args, "--json", "--no-dvc"])
     assert result.exit_code == 0, result.output + str(result.exception)
@@ -108,9 +87,7 @@ def test_run_cache_invalidate_force(project: Project, prefect_api: str, monkeypa
     # deterministic: recomputation reproduces the same frames
     a_ref = Store(project.store).get("sample", sample_a["key"])
     assert a_ref is not None
-    assert (
-        load_frames(a_ref.file("frames.npy")) == load_frames(Path(sample_a["artifacts"]["frames.npy"]))
-    ).all()
+    assert (load_frames(a_ref.file("frames.npy")) == load_frames(Path(sample_a["artifacts"]["frames.npy"]))).all()
 
 
 def test_batch_runs_specs_together(project: Project, prefect_api: str, monkeypatch) -> None:
@@ -126,9 +103,7 @@ def test_batch_runs_specs_together(project: Project, prefect_api: str, monkeypat
 
 
 SLOW_SPEC = (
-    BASE_SPEC.replace("count: 4", "count: 8")
-    .replace("steps: 4", "steps: 40")
-    .replace("strength: 0.5", "strength: 1.0")
+    BASE_SPEC.replace("count: 4", "count: 8").replace("steps: 4", "steps: 40").replace("strength: 0.5", "strength: 1.0")
 )
 
 
@@ -142,9 +117,7 @@ def test_killed_run_resumes_from_completed_stages(project: Project, prefect_api:
     spec = project.spec(SLOW_SPEC)
     env = _cli_env(prefect_api, project.store)
     cmd = [sys.executable, "-m", "recut.cli", "run", str(spec), "--json", "--no-dvc"]
-    proc = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     store = Store(project.store)
     deadline = time.time() + 180
     # wait until preprocess is committed and a sample is being written
@@ -173,8 +146,7 @@ def test_two_concurrent_runs_both_finish(project: Project, prefect_api: str) -> 
     env = _cli_env(prefect_api, project.store)
     cmd = [sys.executable, "-m", "recut.cli", "run", str(spec), "--json", "--no-dvc"]
     procs = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (stdout, stderr) in zip(procs, outs, strict=True):

@@ -49,9 +49,7 @@ def _values(**over: Any) -> dict[str, Any]:
     return vals
 
 
-def _run(
-    engine: Any, pre_dir: Path, tmp_path: Path, seed: int = 0, **over: Any
-) -> tuple[np.ndarray, dict, list]:
+def _run(engine: Any, pre_dir: Path, tmp_path: Path, seed: int = 0, **over: Any) -> tuple[np.ndarray, dict, list]:
     out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}"
     out.mkdir()
     calls: list[tuple[int, int]] = []

@@ -24,9 +24,7 @@ class SDEditParams(BaseModel):
         ge=1,
         description="DDIM steps of the full schedule; SDEdit runs the last round(steps*strength) of them.",
     )
-    guidance_scale: float = Field(
-        7.5, ge=1.0, description="Classifier-free guidance scale (1 disables guidance)."
-    )
+    guidance_scale: float = Field(7.5, ge=1.0, description="Classifier-free guidance scale (1 disables guidance).")
     eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta: 0 is deterministic DDIM, 1 is DDPM-like.")
     variant: Literal["image", "video"] = Field(
         "image",
