@@ -64,7 +64,10 @@ def run_specs(
     # 6. dashboard
     _publish(spec_summaries)
     # 7. DVC, once, from the driver
-    dvc_note = dvc_glue.record(store.root, plan) if dvc else "skipped (--no-dvc)"
+    try:
+        dvc_note = dvc_glue.record(store.root, plan) if dvc else "skipped (--no-dvc)"
+    except Exception as exc:
+        dvc_note = f"FAILED: {type(exc).__name__}: {exc}"
     return {
         "store": str(store.root),
         "seconds": round(time.perf_counter() - t0, 3),

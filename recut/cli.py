@@ -247,12 +247,21 @@ def run(
     from recut.spec import load_spec as _ls
     from recut.store import Store
 
+    boot = prefect_env.boot_ephemeral()
     root = _store_root(specs, store)
     try:
-        build_plan([_ls(p) for p in specs], Store(root), set(force or ()))
+        planned = build_plan([_ls(p) for p in specs], Store(root), set(force or ()))
     except ValueError as exc:
         err.print(f"error: {exc}", markup=False)
         raise _Exit(2) from None
+    todo = [n for n in planned.ordered() if not n.cached]
+    if todo:
+        # Ray and the actors' imports start while Prefect's server boots.
+        from recut.workers import get_pool
+
+        get_pool().warm(sorted({n.method for n in todo}))
+    if boot is not None:
+        boot.join()
 
     from flows.batch import batch
     from flows.edit import edit
@@ -282,6 +291,7 @@ def run(
         pass
     if as_json:
         print(json.dumps(summary, indent=1, default=str))
+        _fail_on_dvc(summary)
         return
     for s in summary["specs"]:
         out.print(f"[bold]{s['spec']}[/bold] -> {s['output_dir']}")
@@ -293,6 +303,17 @@ def run(
         f"{summary['wall_seconds']:.1f}s; dvc: {summary['dvc']}",
         markup=False,
     )
+    _fail_on_dvc(summary)
+
+
+def _fail_on_dvc(summary: dict[str, Any]) -> None:
+    if str(summary.get("dvc", "")).startswith("FAILED"):
+        err.print(
+            f"the outputs are complete, but recording them in DVC failed: {summary['dvc']}",
+            markup=False,
+            highlight=False,
+        )
+        raise _Exit(1)
 
 
 # --------------------------------------------------------------------------- misc

@@ -11,6 +11,7 @@ Call :func:`configure` before importing prefect.  Order of preference:
 from __future__ import annotations
 
 import os
+import threading
 import urllib.request
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:4200"
@@ -48,3 +49,25 @@ def configure() -> str:
         os.environ["PREFECT_API_URL"] = api
         return f"server {api} (dashboard at {dash})"
     return "ephemeral (no Prefect server running; `recut dashboard` starts one)"
+
+
+def boot_ephemeral() -> threading.Thread | None:
+    """Start Prefect's ephemeral server in the background, if that is the mode.
+
+    The server (a uvicorn subprocess, about 4 s here) then boots while the
+    driver plans and starts Ray; join the thread before the first flow call.
+    Prefect keeps one ephemeral server per process, so the flow reuses it.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    try:
+        from prefect.settings import get_current_settings
+
+        if get_current_settings().api.url:
+            return None
+        from prefect.server.api.server import SubprocessASGIServer
+    except Exception:
+        return None
+    th = threading.Thread(target=lambda: SubprocessASGIServer().start(), name="recut-prefect-boot", daemon=True)
+    th.start()
+    return th

@@ -36,6 +36,9 @@ class StageWorker:
         self.runner = StageRunner(device=device)
         self._progress: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
+        # Jobs and warm-up imports run one at a time (diffusers' lazy imports
+        # are not thread-safe); progress queries do not wait for it.
+        self._work = threading.Lock()
 
     def run(self, job: Job) -> ArtifactRef:
         def report(step: int, total: int) -> None:
@@ -43,10 +46,20 @@ class StageWorker:
                 self._progress[job.key] = (step, total)
 
         try:
-            return self.runner.run(job, report)
+            with self._work:
+                return self.runner.run(job, report)
         finally:
             with self._lock:
                 self._progress.pop(job.key, None)
+
+    def warm(self, methods: list[str]) -> None:
+        """Import the engines' modules (torch, diffusers) ahead of the first job."""
+        from recut.registry import engine_class
+
+        with self._work:
+            for m in methods:
+                engine_class(m)
+            import diffusers  # noqa: F401 - the import is the point
 
     def progress(self, key: str) -> tuple[int, int] | None:
         with self._lock:
@@ -143,6 +156,11 @@ class WorkerPool:
                         last = prog
         finally:
             self._release(i)
+
+    def warm(self, methods: list[str]) -> None:
+        """Ask every actor to import the engines now; does not wait."""
+        for a in self.actors:
+            a.warm.remote(methods)
 
     def stats(self) -> list[dict[str, Any]]:
         return self._ray.get([a.stats.remote() for a in self.actors])
