@@ -159,7 +159,7 @@ def test_temporal_l1_mask_uses_pixels_masked_in_both_frames():
 
 
 def test_registry_entries():
-    assert set(METRICS) == {"psnr", "ssim", "temporal_l1"}
+    assert {"psnr", "ssim", "temporal_l1", "flow_warp_error"} <= set(METRICS)
     for name, m in METRICS.items():
         assert isinstance(m, Metric) and m.name == name and m.description
     assert METRICS["psnr"].higher_is_better and METRICS["psnr"].needs_reference
@@ -186,3 +186,20 @@ def test_compute_and_unknown_metric():
     assert info.value.args == ("lpips",)
     with pytest.raises(ValueError):
         compute(["psnr"], a, None)
+
+
+def test_flow_warp_error_compensates_motion_and_catches_flicker() -> None:
+    from engines.common.metrics import flow_warp_error, temporal_l1
+    from recut.video import make_test_frames
+
+    moving = make_test_frames(frames=8, width=64, height=64)
+    still = np.repeat(moving[:1], 8, axis=0)
+    flicker = moving.copy()
+    flicker[1::2] = np.clip(flicker[1::2].astype(int) + 60, 0, 255).astype(np.uint8)
+    assert flow_warp_error(still) < 1e-6
+    # motion is explained by the flow: lower than the raw frame difference
+    assert flow_warp_error(moving) < 0.7 * temporal_l1(moving)
+    assert flow_warp_error(moving) < 0.02
+    # brightness flicker is not motion: large error
+    assert flow_warp_error(flicker) > 10 * flow_warp_error(moving)
+    assert flow_warp_error(moving[:1]) == 0.0

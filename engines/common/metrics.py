@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["METRICS", "Metric", "compute", "psnr", "ssim", "temporal_l1"]
+__all__ = ["METRICS", "Metric", "compute", "flow_warp_error", "psnr", "ssim", "temporal_l1"]
 
 MetricFn = Callable[[np.ndarray, "np.ndarray | None", "np.ndarray | None"], float]
 
@@ -149,6 +149,58 @@ def temporal_l1(
     return float(diff[pair].mean())
 
 
+def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense Farneback flow from grey frame ``a`` to ``b`` ([H, W, 2], pixels)."""
+    h, w = a.shape
+    win = max(5, min(15, (min(h, w) // 4) | 1))
+    return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, win, 3, 5, 1.2, 0)
+
+
+def _sample(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``img`` read at ``p + flow(p)`` (bilinear, border replicated)."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def flow_warp_error(
+    output: np.ndarray,
+    reference: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+) -> float:
+    """Flow warping error of the output (Lai et al. 2018), in [0, 1]; lower is steadier.
+
+    For each pair ``(t, t+1)``: backward flow ``t+1 -> t`` and forward flow
+    ``t -> t+1`` by OpenCV Farneback on the output's luma; frame ``t`` is warped
+    onto ``t+1``; pixels that fail the forward-backward consistency check
+    (Sundaram et al.: ``|f_b + f_f(p + f_b)|^2 > 0.01 (|f_b|^2 + |f_f|^2) + 0.5``)
+    are occluded and left out.  The score is the mean absolute difference of
+    the remaining pixels, /255.  Needs no weights.  The reference is ignored.
+    """
+    out = _frames("output", output)
+    m = _mask(mask, out)
+    if out.shape[0] < 2:
+        return 0.0
+    grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in out]
+    total, count = 0.0, 0
+    for t in range(out.shape[0] - 1):
+        fb = _flow(grey[t + 1], grey[t])
+        ff = _flow(grey[t], grey[t + 1])
+        ff_at = _sample(ff, fb)
+        err = ((fb + ff_at) ** 2).sum(-1)
+        bound = 0.01 * ((fb**2).sum(-1) + (ff_at**2).sum(-1)) + 0.5
+        valid = err <= bound
+        if m is not None:
+            valid &= m[t + 1]
+        if not valid.any():
+            continue
+        warped = _sample(out[t].astype(np.float32), fb)
+        diff = np.abs(out[t + 1].astype(np.float32) - warped).mean(-1) / 255.0
+        total += float(diff[valid].sum())
+        count += int(valid.sum())
+    return total / count if count else 0.0
+
+
 @dataclass(frozen=True)
 class Metric:
     """A registered metric and how to read it."""
@@ -181,6 +233,14 @@ METRICS: dict[str, Metric] = {
             "temporal_l1",
             temporal_l1,
             "Mean absolute difference between consecutive output frames, in [0, 1].",
+            higher_is_better=False,
+            needs_reference=False,
+        ),
+        Metric(
+            "flow_warp_error",
+            flow_warp_error,
+            "Flow warping error: frame t warped onto t+1 by OpenCV optical flow, occlusions "
+            "excluded by a forward-backward check; mean absolute difference in [0, 1].",
             higher_is_better=False,
             needs_reference=False,
         ),
