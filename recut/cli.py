@@ -29,6 +29,9 @@ app = typer.Typer(
     help="recut: declarative video editing with diffusion models.",
     pretty_exceptions_enable=False,
 )
+from recut.cli_toy import toy_app  # noqa: E402
+
+app.add_typer(toy_app, name="toy")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -110,9 +110,16 @@ class Plan:
 
 def _input_view(spec: SpecBase) -> dict[str, Any]:
     inp = spec.input
+    if inp.toy is not None:
+        from recut.toy import toy_digest
+
+        media = [toy_digest(inp.toy)]
+    else:
+        media = [file_digest(p) for p in inp.media]
     return {
         "kind": inp.kind,
-        "media": [file_digest(p) for p in inp.media],
+        "media": media,
+        "toy": inp.toy.model_dump(mode="json") if inp.toy is not None else None,
         "frames": inp.frames.model_dump(mode="json"),
         "size": inp.size.model_dump(mode="json") if inp.size else None,
     }

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from recut import models as model_registry
+from recut.toy import ToyScene
 
 # --------------------------------------------------------------------------- errors
 
@@ -116,12 +117,17 @@ class Size(_Strict):
 
 
 class InputSpec(_Strict):
-    """The media to edit: exactly one of `video`, `image` or `images`."""
+    """The media to edit: exactly one of `video`, `image`, `images` or `toy`."""
 
     video: Path | None = Field(None, description="A video file (anything ffmpeg decodes).")
     image: Path | None = Field(None, description="A single image (animated by methods that can).")
     images: list[Path] | None = Field(
         None, min_length=1, description="An image collection (e.g. one subject, several views)."
+    )
+    toy: ToyScene | None = Field(
+        None,
+        description="A generated toy scene with ground truth (see `recut toy make`); "
+        "its width/height/frames set the size, so `size` must be left out.",
     )
     frames: FrameSampling = Field(default_factory=FrameSampling, description="Frame sampling.")
     size: Size | None = Field(None, description="Resize/crop every frame to this size.")
@@ -140,15 +146,22 @@ class InputSpec(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> InputSpec:
-        given = [k for k in ("video", "image", "images") if getattr(self, k) is not None]
+        given = [k for k in ("video", "image", "images", "toy") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                "give exactly one of `video`, `image` or `images`" + (f" (got {', '.join(given)})" if given else "")
+                "give exactly one of `video`, `image`, `images` or `toy`"
+                + (f" (got {', '.join(given)})" if given else "")
             )
+        if self.toy is not None and self.size is not None:
+            raise ValueError("`size` does not apply to a toy scene; set `toy.width` and `toy.height`")
+        if self.toy is not None and self.frames.fps is not None:
+            raise ValueError("`frames.fps` does not apply to a toy scene; use `stride` or `toy.fps`")
         return self
 
     @property
     def kind(self) -> str:
+        if self.toy is not None:
+            return "toy"
         return "video" if self.video else "image" if self.image else "images"
 
     @property
@@ -522,7 +535,12 @@ def _media_checks(spec: SpecBase) -> list[tuple[str, str]]:
 
     inp = spec.input
     try:
-        if inp.video is not None:
+        if inp.toy is not None:
+            fr = inp.frames
+            need = fr.start + ((fr.count or 1) - 1) * fr.stride + 1
+            if inp.toy.frames < need:
+                return [("input.frames", f"the toy scene has {inp.toy.frames} frames, but the spec asks for {need}")]
+        elif inp.video is not None:
             info = video.probe(inp.video)
             fr = inp.frames
             if fr.fps is None:

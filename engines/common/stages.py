@@ -41,6 +41,8 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
     inp = ctx.values["input"]
     paths = ctx.values["_media"]
     fr = inp["frames"]
+    if inp["kind"] == "toy":
+        return _preprocess_toy(ctx, inp)
     if inp["kind"] == "video":
         frames, fps = video.read_video(
             paths[0], start=fr["start"], count=fr["count"], stride=fr["stride"], fps=fr["fps"]
@@ -55,6 +57,35 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
     video.save_frames(ctx.out_dir / "frames.npy", frames)
     t, h, w = frames.shape[:3]
     info = {"fps": float(fps), "frames": int(t), "height": int(h), "width": int(w), "source": inp["kind"]}
+    (ctx.out_dir / "info.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
+    """Render the scene; keep its ground truth beside the frames (truth.npz, scene.json)."""
+    from recut import toy
+
+    clip = toy.render(toy.ToyScene.model_validate(inp["toy"]))
+    fr = inp["frames"]
+    stop = None if fr["count"] is None else fr["start"] + fr["count"] * fr["stride"]
+    idx = np.arange(clip.frames.shape[0])[fr["start"] : stop : fr["stride"]]
+    sub = toy.ToyClip(
+        frames=clip.frames[idx],
+        masks=clip.masks[idx],
+        full_masks=clip.full_masks[idx],
+        depth=clip.depth[idx],
+        tracks=clip.tracks[:, idx],
+        visible=clip.visible[:, idx],
+        caption=clip.caption,
+        object_captions=clip.object_captions,
+        scene=clip.scene,
+    )
+    files = toy.write_clip(sub, ctx.out_dir)
+    files["video"].unlink()  # the lossless frames.npy is the input; no mp4 needed here
+    fps = clip.scene.fps / fr["stride"]
+    t, h, w = sub.frames.shape[:3]
+    info = {"fps": float(fps), "frames": int(t), "height": int(h), "width": int(w), "source": "toy"}
+    info["caption"] = clip.caption
     (ctx.out_dir / "info.json").write_text(json.dumps(info, indent=1))
     return info
 
