@@ -57,6 +57,12 @@ PROFILES: dict[str, Profile] = {
             local=False,
         ),
         Profile(
+            "clip-vit-l14",
+            "OpenAI CLIP ViT-L/14, the usual CLIP-score model for edit evaluation.",
+            {"clip": "openai/clip-vit-large-patch14"},
+            local=False,
+        ),
+        Profile(
             "zeroscope",
             "Zeroscope v2 576w (576x320, 24 frames), ModelScope-layout.",
             {"video": "cerspense/zeroscope_v2_576w"},
@@ -168,6 +174,6 @@ def resolve(
         dt = dtype or prof.cuda_dtype
         return ResolvedModel(profile, comps, revision, dt, _identity(comps, revision, dt), dict(prof.options))
     loc = str(path) if path is not None else str(repo)
-    comps = {"image": loc, "video": loc}
+    comps = {"image": loc, "video": loc, "clip": loc, "depth": loc}
     dt = dtype or "float32"
     return ResolvedModel(loc, comps, revision, dt, _identity(comps, revision, dt))

@@ -148,7 +148,39 @@ def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model:
             "prompt": edit.prompt,
             "negative_prompt": edit.negative_prompt,
         },
-        "evaluate": list(spec.evaluate),
+        "evaluate": _evaluate_view(spec),
+        # Values stages receive but that never enter a key (machine-specific locations).
+        "runtime": _runtime_view(spec),
+    }
+
+
+def _clip_model(spec: SpecBase) -> ResolvedModel | None:
+    from engines.common.metrics import METRICS
+    from recut.models import PROFILES, resolve
+
+    ev = spec.evaluation
+    if not any("clip" in METRICS[m].needs for m in ev.metrics if m in METRICS):
+        return None
+    if ev.clip is not None:
+        return ev.clip.resolve()
+    if "toy" in PROFILES:
+        return resolve(profile="toy")
+    return None
+
+
+def _evaluate_view(spec: SpecBase) -> dict[str, Any]:
+    ev = spec.evaluation
+    clip = _clip_model(spec)
+    mask = ev.mask if isinstance(ev.mask, str) else "file:" + file_digest(ev.mask)
+    return {"metrics": list(ev.metrics), "clip": clip.identity if clip else None, "mask": mask}
+
+
+def _runtime_view(spec: SpecBase) -> dict[str, Any]:
+    ev = spec.evaluation
+    clip = _clip_model(spec)
+    return {
+        "clip": clip.location("clip") if clip else None,
+        "mask_file": None if isinstance(ev.mask, str) else str(ev.mask),
     }
 
 

@@ -28,7 +28,9 @@ def _healthy(api_url: str, timeout: float = 0.5) -> bool:
 def configure() -> str:
     """Set Prefect's environment; returns a one-line description of the mode."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Task failures reach the user as one line from the CLI; Prefect's own
+    # ERROR records carry full tracebacks (RECUT_DEBUG=1 shows them).
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING" if os.environ.get("RECUT_DEBUG") == "1" else "CRITICAL")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     # Faster ephemeral start-up: no background services we do not use.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")

@@ -247,6 +247,37 @@ class Outputs(_Strict):
         return None if v is None else _resolve_path(v, info, "output dir")
 
 
+DEFAULT_METRICS = ("psnr", "ssim", "temporal_l1", "flow_warp_error")
+
+
+class EvaluateSpec(_Strict):
+    """What the evaluate stage measures for every output."""
+
+    metrics: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_METRICS),
+        min_length=1,
+        description="Metric names (see `recut metrics`).",
+    )
+    clip: ModelSpec | None = Field(
+        None,
+        description="CLIP model for the clip_* metrics (default: the `toy` profile's CLIP; "
+        "e.g. {profile: clip-vit-l14} on a machine that has it).",
+    )
+    mask: Literal["auto", "truth", "engine", "none"] | Path = Field(
+        "auto",
+        description="Region the edit should leave alone, for masked_psnr/masked_ssim: `truth` (a toy "
+        "scene's edited objects), `engine` (the engine's own edit mask), a .npy file of bool [T,H,W] "
+        "or [H,W] (True = edited), `none`, or `auto` (engine, else truth, else none).",
+    )
+
+    @field_validator("mask", mode="before")
+    @classmethod
+    def _mask_file(cls, v: Any, info: ValidationInfo) -> Any:
+        if isinstance(v, str) and v in ("auto", "truth", "engine", "none"):
+            return v
+        return _existing_file(v, info)
+
+
 class SpecBase(_Strict):
     """Fields shared by every method's spec."""
 
@@ -263,10 +294,22 @@ class SpecBase(_Strict):
         description="Cartesian sweep: dotted parameter path (e.g. `params.strength`, `seed`) "
         "-> list of values. Stages that do not read a swept path are shared.",
     )
-    evaluate: list[str] = Field(
-        default_factory=lambda: ["psnr", "ssim", "temporal_l1"],
-        description="Metrics computed for every output (see `recut metrics`).",
+    evaluate: EvaluateSpec | list[str] = Field(
+        default_factory=lambda: EvaluateSpec(),
+        description="Metrics computed for every output (see `recut metrics`): a list of names, "
+        "or {metrics, clip, mask}.",
     )
+
+    @field_validator("evaluate", mode="after")
+    @classmethod
+    def _evaluate_object(cls, v: Any) -> EvaluateSpec:
+        return EvaluateSpec(metrics=v) if isinstance(v, list) else v
+
+    @property
+    def evaluation(self) -> EvaluateSpec:
+        assert isinstance(self.evaluate, EvaluateSpec)
+        return self.evaluate
+
     outputs: Outputs = Field(default_factory=Outputs, description="Output folder and formats.")
 
     # filled by load_spec; not part of the schema
@@ -503,9 +546,11 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
             issues.append((f"edits.{i}.name", f"duplicate edit name {n!r}"))
         seen.add(n)
 
-    for i, m in enumerate(spec.evaluate):
+    listed = isinstance(raw.get("evaluate"), list)
+    for i, m in enumerate(spec.evaluation.metrics):
         if m not in METRICS:
-            issues.append((f"evaluate.{i}", f"unknown metric {m!r}; known: {', '.join(sorted(METRICS))}"))
+            where = f"evaluate.{i}" if listed else f"evaluate.metrics.{i}"
+            issues.append((where, f"unknown metric {m!r}; known: {', '.join(sorted(METRICS))}"))
 
     for key, values in spec.sweep.items():
         where = f"sweep.{key}"

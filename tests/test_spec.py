@@ -102,7 +102,8 @@ def test_valid_spec_loads_with_defaults(project):
     params = spec.params  # type: ignore[attr-defined]
     assert params.strength == 0.5  # given
     assert (params.steps, params.guidance_scale, params.eta, params.variant) == (20, 7.5, 0.0, "image")
-    assert spec.evaluate == ["psnr", "ssim", "temporal_l1"]
+    assert spec.evaluation.metrics == ["psnr", "ssim", "temporal_l1", "flow_warp_error"]
+    assert spec.evaluation.mask == "auto" and spec.evaluation.clip is None
     assert spec.outputs.formats == ["mp4"] and spec.outputs.dir is None
     assert spec.edit_names() == ["a", "b"]
     assert spec.source == (project / "spec.yaml").resolve()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -201,6 +202,33 @@ def flow_warp_error(
     return total / count if count else 0.0
 
 
+def _contextual_metrics() -> list[Metric]:
+    from engines.common import evaluation as ev
+
+    def m(name: str, fn: Any, desc: str, higher: bool, needs: set[str], ref: bool = False) -> Metric:
+        return Metric(name, fn, desc, higher, ref, contextual=True, needs=frozenset(needs))
+
+    return [
+        m("clip_text", ev.clip_text, "CLIP text alignment: mean cosine of each frame with the prompt.", True, {"clip"}),
+        m(
+            "clip_consistency_consecutive",
+            ev.clip_consistency_consecutive,
+            "CLIP frame consistency, consecutive pairs: mean cosine of frames t and t+1.",
+            True,
+            {"clip"},
+        ),
+        m(
+            "clip_consistency_all_pairs",
+            ev.clip_consistency_all_pairs,
+            "CLIP frame consistency, all pairs: mean cosine over every pair of frames.",
+            True,
+            {"clip"},
+        ),
+        m("masked_psnr", ev.masked_psnr, "PSNR of the region the edit should leave alone, dB.", True, {"mask"}, True),
+        m("masked_ssim", ev.masked_ssim, "SSIM of the region the edit should leave alone.", True, {"mask"}, True),
+    ]
+
+
 @dataclass(frozen=True)
 class Metric:
     """A registered metric and how to read it."""
@@ -210,6 +238,10 @@ class Metric:
     description: str
     higher_is_better: bool
     needs_reference: bool
+    #: Takes an ``EvalContext`` (engines.common.evaluation) instead of (output, reference, mask).
+    contextual: bool = False
+    #: What the metric needs beyond the output: subset of {"clip", "mask", "truth"}.
+    needs: frozenset[str] = frozenset()
 
 
 METRICS: dict[str, Metric] = {
@@ -236,6 +268,7 @@ METRICS: dict[str, Metric] = {
             higher_is_better=False,
             needs_reference=False,
         ),
+        *_contextual_metrics(),
         Metric(
             "flow_warp_error",
             flow_warp_error,
@@ -267,5 +300,23 @@ def compute(
         metric = METRICS[name]
         if metric.needs_reference and reference is None:
             raise ValueError(f"metric {name!r} needs a reference video")
+        if metric.contextual:
+            raise ValueError(f"metric {name!r} needs an EvalContext; use evaluate_all()")
         result[name] = metric.fn(output, reference, mask)
+    return result
+
+
+def evaluate_all(names: Iterable[str], ctx: Any) -> dict[str, float]:
+    """Compute every named metric against an ``EvalContext``."""
+    names = list(names)
+    for name in names:
+        if name not in METRICS:
+            raise KeyError(name)
+    result: dict[str, float] = {}
+    for name in names:
+        metric = METRICS[name]
+        if metric.contextual:
+            result[name] = float(metric.fn(ctx))
+        else:
+            result[name] = float(metric.fn(ctx.output, ctx.reference, None))
     return result

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from engines.common.metrics import compute
 from recut import video
 from recut.engine import Stage, StageContext
 
@@ -30,8 +29,9 @@ EVALUATE = Stage(
     name="evaluate",
     kind="evaluate",
     version="1",
-    reads=("evaluate",),
+    reads=("evaluate", "edit.prompt"),
     after=("preprocess", "sample"),
+    options=("runtime.clip", "runtime.mask_file"),
     per_edit=True,
     description="Metrics of the output against the input; metrics.json.",
 )
@@ -91,12 +91,26 @@ def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(ctx: StageContext) -> dict[str, Any]:
+    from engines.common.evaluation import EvalContext, keep_mask
+    from engines.common.metrics import evaluate_all
+
     out = video.load_frames(ctx.inputs["sample"] / "frames.npy")
     ref = video.load_frames(ctx.inputs["preprocess"] / "frames.npy")
-    mask_path = ctx.inputs["sample"] / "keep_mask.npy"
-    mask = np.load(mask_path) if mask_path.exists() else None
     if ref.shape != out.shape:
         ref = video.fit_frames(ref[: out.shape[0]], out.shape[2], out.shape[1], "stretch")
-    metrics = compute(ctx.values["evaluate"], out, ref, mask)
+    spec = ctx.values["evaluate"]
+    prompt = ctx.values.get("edit.prompt", "")
+    keep, source = keep_mask(
+        spec["mask"],
+        ctx.inputs["sample"],
+        ctx.inputs["preprocess"],
+        prompt,
+        out.shape[:3],
+        ctx.values.get("runtime.mask_file"),
+    )
+    ectx = EvalContext(out, ref, prompt, keep, ctx.values.get("runtime.clip"))
+    metrics = evaluate_all(spec["metrics"], ectx)
+    if keep is not None:
+        np.save(ctx.out_dir / "keep_mask.npy", keep)
     (ctx.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True))
-    return {"metrics": metrics}
+    return {"metrics": metrics, "mask_source": source}

@@ -1,0 +1,57 @@
+"""Small shared helpers for the zoo trainers (seeding, timing, info files, sizes)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+INFO_FILE = "zoo_info.json"
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_threads() -> None:
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: float = 0.05) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+def write_info(folder: str | Path, info: dict[str, Any]) -> None:
+    Path(folder, INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_info(folder: str | Path) -> dict[str, Any]:
+    p = Path(folder, INFO_FILE)
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+
+
+def folder_size(folder: str | Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.t0 = time.time()
+
+    def elapsed(self) -> float:
+        return time.time() - self.t0
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

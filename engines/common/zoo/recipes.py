@@ -1,0 +1,172 @@
+"""Registry of toy-zoo recipes and a CLI.
+
+``RECIPES[name] = Recipe(train, folder, description, depends_on, check)``; ``train(out, quick,
+seed)`` trains and saves a ``from_pretrained`` folder (writing ``zoo_info.json`` with the train
+time and quality figures) and ``check(folder)`` returns the quality figures with ``"passed"``.
+
+CLI::
+
+    python -m engines.common.zoo.recipes list
+    python -m engines.common.zoo.recipes train NAME [--quick] [--out DIR] [--seed N]
+    python -m engines.common.zoo.recipes check NAME [--out DIR]
+
+``--quick`` is a seconds-long smoke configuration (a few steps on a few scenes); it requires
+``--out`` so committed models are never overwritten by it.  Run real trainings with
+``nice -n 19`` and one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recut.models import REPO_ROOT
+
+TOY_DIR = REPO_ROOT / "models" / "toy"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    train: Callable[..., dict[str, Any]]
+    folder: Path
+    description: str
+    depends_on: tuple[str, ...] = ()
+    check: Callable[..., dict[str, Any]] | None = None
+    check_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _tokenizer_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from engines.common.zoo import tokenizer
+
+    tokenizer.save_tokenizer(out)
+    return tokenizer.check_tokenizer(out)
+
+
+def _tokenizer_check(folder: str | Path, **_: Any) -> dict[str, Any]:
+    from engines.common.zoo import tokenizer
+
+    return tokenizer.check_tokenizer(folder)
+
+
+def _vae_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from engines.common.zoo import vae
+
+    return vae.train(out, quick=quick, seed=seed)
+
+
+def _vae_check(folder: str | Path, n: int = 256) -> dict[str, Any]:
+    from engines.common.zoo import vae
+
+    return vae.evaluate(folder, n=n)
+
+
+def _clip_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from engines.common.zoo import clip
+
+    return clip.train(out, quick=quick, seed=seed)
+
+
+def _clip_check(folder: str | Path, n: int = 480) -> dict[str, Any]:
+    from engines.common.zoo import clip
+
+    return clip.evaluate(folder, n=n)
+
+
+def _text_encoder_train(
+    out: str | Path, quick: bool = False, seed: int = 0, clip_dir: str | Path | None = None
+) -> dict[str, Any]:
+    from engines.common.zoo import clip
+
+    return clip.export_text_encoder(clip_dir or TOY_DIR / "clip", out)
+
+
+def _text_encoder_check(folder: str | Path, clip_dir: str | Path | None = None) -> dict[str, Any]:
+    from engines.common.zoo import clip
+
+    return clip.check_text_encoder(folder, clip_dir or TOY_DIR / "clip")
+
+
+def _depth_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from engines.common.zoo import depth
+
+    return depth.train(out, quick=quick, seed=seed)
+
+
+def _depth_check(folder: str | Path, n: int = 300) -> dict[str, Any]:
+    from engines.common.zoo import depth
+
+    return depth.evaluate(folder, n=n)
+
+
+RECIPES: dict[str, Recipe] = {
+    "tokenizer": Recipe(
+        _tokenizer_train,
+        TOY_DIR / "tokenizer",
+        "Word-level CLIPTokenizer (one token per caption word).",
+        (),
+        _tokenizer_check,
+    ),
+    "vae": Recipe(_vae_train, TOY_DIR / "vae", "AutoencoderKL 64x64 -> 4x16x16 latents.", (), _vae_check),
+    "clip": Recipe(
+        _clip_train,
+        TOY_DIR / "clip",
+        "Toy CLIPModel + processor (zero-shot colour/shape).",
+        ("tokenizer",),
+        _clip_check,
+    ),
+    "text_encoder": Recipe(
+        _text_encoder_train,
+        TOY_DIR / "text_encoder",
+        "CLIPTextModel = the toy CLIP's text tower (the diffusion models' text encoder).",
+        ("clip",),
+        _text_encoder_check,
+    ),
+    "depth": Recipe(
+        _depth_train, TOY_DIR / "depth", "Tiny DPTForDepthEstimation (toy depth, 0 near .. 1 far).", (), _depth_check
+    ),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m engines.common.zoo.recipes", description=__doc__.split("\n\n")[0])
+    ap.add_argument("command", choices=["list", "train", "check"])
+    ap.add_argument("name", nargs="?")
+    ap.add_argument("--quick", action="store_true", help="seconds-long smoke config (needs --out)")
+    ap.add_argument("--out", type=Path, help="output folder (default: the recipe's models/toy folder)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.command == "list":
+        for name, r in RECIPES.items():
+            print(
+                json.dumps(
+                    {
+                        "name": name,
+                        "folder": str(r.folder),
+                        "depends_on": list(r.depends_on),
+                        "description": r.description,
+                    }
+                )
+            )
+        return 0
+    if args.name not in RECIPES:
+        ap.error(f"unknown recipe {args.name!r}; known: {', '.join(RECIPES)}")
+    r = RECIPES[args.name]
+    out = args.out or r.folder
+    if args.command == "train":
+        if args.quick and args.out is None:
+            ap.error("--quick needs --out (quick models must not replace the committed ones)")
+        info = r.train(out, quick=args.quick, seed=args.seed)
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    res = r.check(out) if r.check else {"passed": None}
+    print(json.dumps(res, indent=2, default=str))
+    return 0 if res.get("passed") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""Toy text-to-video model: a small ModelScope-layout pipeline (TextToVideoSDPipeline).
+
+A small :class:`diffusers.UNet3DConditionModel` is trained (epsilon prediction, SD-1.5
+noise schedule) on 8-frame clips of frozen toy-VAE latents ``[4, 8, 16, 16]`` of toy
+scenes with one object moving left/right/up/down (plus a few static and two-object
+clips), conditioned on the frozen toy text encoder's hidden states of the caption
+("a red circle moving left over a plain white background"), 10% empty captions for
+classifier-free guidance.  Spatial layers are initialised from the trained toy T2I UNet
+(``models/toy/t2i/unet``) where names and shapes match; the temporal layers start as
+identity (diffusers' zero-initialised temporal convs/attention outputs).
+
+Saved layout::
+
+    models/toy/t2v/model_index.json    TextToVideoSDPipeline
+    models/toy/t2v/unet/               UNet3DConditionModel
+    models/toy/t2v/scheduler/          DDIMScheduler config (SD-1.5 schedule)
+    models/toy/t2v/{vae,text_encoder,tokenizer} -> ../vae, ../text_encoder, ../tokenizer
+
+API: :func:`train(out_dir, quick=False, seed=0, components=None, init_from=...)` -> figures;
+:func:`check(model_dir, n_prompts=48, steps=30, guidance=5.0)` -> quality figures (colour+shape
+on every frame's object, and motion direction of the colour mask's centroid track).
+
+CLI: ``python -m engines.common.zoo.t2v train [--quick] [--out DIR]`` / ``check [DIR]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engines.common.zoo import t2i
+from recut import toy
+
+DEFAULT_OUT = t2i.TOY_ROOT / "t2v"
+FRAMES = 8
+DIRECTIONS = ("left", "right", "up", "down")
+TRAIN_SEED = 1100
+HELDOUT_SEED = 9100
+
+
+# --------------------------------------------------------------------------- data
+
+
+def t2v_scenes(
+    seed: int, count: int, frames: int = FRAMES, static_frac: float = 0.1, two_object_frac: float = 0.1
+) -> list[toy.ToyScene]:
+    """Clips of 1 object moving left/right/up/down (``static_frac`` static), ``two_object_frac`` with 2 objects; no pan."""
+    out = []
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        u = rng.random()
+        motions = ("static",) if u < static_frac else DIRECTIONS
+        k = 2 if rng.random() < two_object_frac else 1
+        while True:
+            s = toy.sample_scene(rng, max_objects=k, frames=frames, size=64, motions=motions, pan_prob=0.0)
+            if len(s.objects) == k:
+                break
+        out.append(s)
+    return out
+
+
+def heldout_prompts(n: int = 48, seed: int = HELDOUT_SEED) -> list[str]:
+    """``n`` single-object captions with a left/right/up/down motion, balanced over directions."""
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        s = toy.sample_scene(rng, max_objects=1, frames=FRAMES, motions=(DIRECTIONS[i % 4],), pan_prob=0.0)
+        out.append(toy.caption(s))
+    return out
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_unet(cross_dim: int, sample_size: int, quick: bool = False):
+    from diffusers import UNet3DConditionModel
+
+    ch = (16, 32) if quick else t2i.T2I_CHANNELS
+    return UNet3DConditionModel(
+        sample_size=sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        block_out_channels=ch,
+        layers_per_block=1,
+        attention_head_dim=t2i.T2I_HEADS if not quick else 4,
+        norm_num_groups=8,
+        cross_attention_dim=cross_dim,
+    )
+
+
+def init_from_t2i(unet3d, unet2d_dir: str | os.PathLike[str]) -> int:
+    """Copy every tensor of the 2-D UNet whose name and shape match; returns how many."""
+    from diffusers import UNet2DConditionModel
+
+    src = UNet2DConditionModel.from_pretrained(unet2d_dir).state_dict()
+    dst = unet3d.state_dict()
+    hit = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
+    unet3d.load_state_dict(hit, strict=False)
+    return len(hit)
+
+
+# --------------------------------------------------------------------------- loading / sampling / judging
+
+
+def load_pipeline(model_dir: str | os.PathLike[str] = DEFAULT_OUT):
+    from diffusers import TextToVideoSDPipeline
+    from diffusers.utils import logging as dlog
+
+    dlog.set_verbosity_error()
+    pipe = TextToVideoSDPipeline.from_pretrained(str(model_dir), local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.no_grad()
+def sample(
+    pipe,
+    prompts: Sequence[str],
+    steps: int = 30,
+    guidance: float = 5.0,
+    seed: int = 0,
+    frames: int = FRAMES,
+    batch: int = 16,
+) -> np.ndarray:
+    """uint8 ``[N,T,64,64,3]`` clips, one per prompt."""
+    outs = []
+    for i in range(0, len(prompts), batch):
+        g = torch.Generator().manual_seed(seed + i)
+        r = pipe(
+            list(prompts[i : i + batch]),
+            num_frames=frames,
+            num_inference_steps=steps,
+            guidance_scale=guidance,
+            generator=g,
+            output_type="np",
+            height=64,
+            width=64,
+        )
+        v = np.asarray(r.frames)
+        outs.append(np.clip(np.rint(v * 255), 0, 255).astype(np.uint8))
+    return np.concatenate(outs)
+
+
+def judge_clip(clip: np.ndarray, prompt: str, min_pixels: int = 12) -> dict[str, Any]:
+    """Colour+shape (majority over frames) and motion (centroid track of the named colour's
+    largest component) of the first object named in ``prompt``; ``clip`` uint8 ``[T,H,W,3]``."""
+    import cv2
+
+    want = toy.parse_caption(prompt)[0]
+    shapes, track, vis = [], [], []
+    for fr in clip:
+        m = toy.colour_mask(fr, want["colour"])
+        if m.sum() >= min_pixels:
+            n_lab, labels, stats, cents = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+            best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            track.append(cents[best])
+            vis.append(True)
+            shapes.append(toy.classify_shape(m, min_pixels=min_pixels))
+        else:
+            track.append((np.nan, np.nan))
+            vis.append(False)
+            shapes.append("unknown")
+    vis_a = np.array(vis)
+    colour_ok = vis_a.mean() >= 0.5
+    shape_ok = colour_ok and sum(s == want["shape"] for s in shapes) > len(shapes) / 2
+    tr = np.array(track, dtype=np.float64)
+    motion = toy.motion_direction(np.nan_to_num(tr), visible=vis_a) if vis_a.sum() >= 2 else "unknown"
+    return {
+        "colour_ok": bool(colour_ok),
+        "shape_ok": bool(shape_ok),
+        "motion": motion,
+        "motion_ok": motion == want["motion"],
+    }
+
+
+def check(
+    model_dir: str | os.PathLike[str] = DEFAULT_OUT,
+    n_prompts: int = 48,
+    steps: int = 30,
+    guidance: float = 5.0,
+    seed: int = 0,
+) -> dict[str, Any]:
+    pipe = load_pipeline(model_dir)
+    prompts = heldout_prompts(n_prompts)
+    t0 = time.perf_counter()
+    clips = sample(pipe, prompts, steps=steps, guidance=guidance, seed=seed)
+    res = [judge_clip(c, p) for c, p in zip(clips, prompts)]
+    return {
+        "n_prompts": n_prompts,
+        "frames": FRAMES,
+        "steps": steps,
+        "guidance": guidance,
+        "sampler": "DDIM",
+        "colour_acc": float(np.mean([r["colour_ok"] for r in res])),
+        "colour_shape_acc": float(np.mean([r["shape_ok"] for r in res])),
+        "motion_acc": float(np.mean([r["motion_ok"] for r in res])),
+        "sample_seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train(
+    out_dir: str | os.PathLike[str] = DEFAULT_OUT,
+    quick: bool = False,
+    seed: int = 0,
+    components: str | os.PathLike[str] | None = None,
+    init_from: str | os.PathLike[str] | None = None,
+    steps: int | None = None,
+    n_scenes: int | None = None,
+    batch: int | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Train the toy T2V UNet and save the pipeline folder; returns figures.
+
+    ``init_from``: a 2-D UNet folder for the spatial layers (default ``models/toy/t2i/unet``
+    when it exists and ``quick`` is false)."""
+    t_start = time.perf_counter()
+    torch.manual_seed(seed)
+    comp = Path(components) if components is not None else t2i.default_components()
+    tok, te, vae = t2i.load_components(comp)
+    n_scenes = n_scenes or (8 if quick else 3000)
+    steps = steps or (2 if quick else 1500)
+    batch = batch or (2 if quick else 8)
+    frames = 4 if quick else FRAMES
+    scenes = t2v_scenes(TRAIN_SEED + seed, n_scenes, frames=frames)
+    vids = t2i.render_frames(scenes)  # [N,T,H,W,3]
+    n, t_n = vids.shape[:2]
+    lat = t2i.encode_images(vae, vids.reshape(n * t_n, *vids.shape[2:]))
+    latents = lat.reshape(n, t_n, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()  # [N,C,T,h,w]
+    caps = [toy.caption(s) for s in scenes]
+    uniq = sorted(set(caps))
+    where = {c: i for i, c in enumerate(uniq)}
+    embeds = t2i.encode_text(tok, te, uniq)
+    null = t2i.encode_text(tok, te, [""])[0]
+    cond_idx = torch.tensor([where[c] for c in caps])
+    prep = time.perf_counter() - t_start
+    if log:
+        log(
+            f"data: {n} clips, {len(uniq)} captions, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s"
+        )
+    unet = build_unet(te.config.hidden_size, latents.shape[-1], quick=quick)
+    if init_from is None and not quick and (t2i.DEFAULT_OUT / "unet" / "config.json").exists():
+        init_from = t2i.DEFAULT_OUT / "unet"
+    n_init = init_from_t2i(unet, init_from) if init_from is not None else 0
+    if log:
+        log(f"init: {n_init} tensors from {init_from}")
+    figs = t2i.fit_epsilon(
+        unet,
+        latents,
+        cond_idx,
+        embeds,
+        null,
+        steps=steps,
+        batch=batch,
+        lr=t2i.LR,
+        seed=seed,
+        ema_decay=t2i.EMA_DECAY,
+        log=log,
+        log_every=1 if quick else 100,
+    )
+    figs.update(
+        n_clips=n,
+        frames=t_n,
+        n_captions=len(uniq),
+        latent_std=float(latents.std()),
+        prep_seconds=round(prep, 1),
+        params=sum(p.numel() for p in unet.parameters()),
+        init_tensors=n_init,
+        init_from=os.path.relpath(init_from, t2i.REPO) if init_from is not None else None,
+        components=os.path.relpath(comp, t2i.REPO) if comp.resolve().is_relative_to(t2i.REPO) else str(comp),
+        quick=quick,
+        seed=seed,
+    )
+    figs["train_seconds"] = round(time.perf_counter() - t_start, 1)
+    t2i.save_pipeline(out_dir, unet, comp, "TextToVideoSDPipeline", extra=figs)
+    return figs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m engines.common.zoo.t2v")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("train")
+    a.add_argument("--quick", action="store_true")
+    a.add_argument("--out", default=str(DEFAULT_OUT))
+    a.add_argument("--steps", type=int)
+    a.add_argument("--scenes", type=int)
+    a.add_argument("--batch", type=int)
+    b = sub.add_parser("check")
+    b.add_argument("model_dir", nargs="?", default=str(DEFAULT_OUT))
+    b.add_argument("--n", type=int, default=48)
+    b.add_argument("--steps", type=int, default=30)
+    b.add_argument("--guidance", type=float, default=5.0)
+    args = ap.parse_args(argv)
+    if args.cmd == "train":
+        print(
+            json.dumps(
+                train(args.out, quick=args.quick, steps=args.steps, n_scenes=args.scenes, batch=args.batch), indent=2
+            )
+        )
+    else:
+        print(json.dumps(check(args.model_dir, n_prompts=args.n, steps=args.steps, guidance=args.guidance), indent=2))
+
+
+if __name__ == "__main__":
+    main()
