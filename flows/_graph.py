@@ -66,7 +66,7 @@ def run_specs(
     # 7. DVC, once, from the driver
     try:
         dvc_note = dvc_glue.record(store.root, plan) if dvc else "skipped (--no-dvc)"
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         dvc_note = f"FAILED: {type(exc).__name__}: {exc}"
     return {
         "store": str(store.root),
@@ -91,5 +91,5 @@ def _publish(summaries: list[dict[str, Any]]) -> None:
             rows.append(row)
     try:
         create_table_artifact(table=rows, key="recut-outputs", description="Outputs and metrics of this run")
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass

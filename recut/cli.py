@@ -30,8 +30,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 from recut.cli_toy import toy_app  # noqa: E402
+from recut.cli_zoo import zoo_app  # noqa: E402
 
 app.add_typer(toy_app, name="toy")
+app.add_typer(zoo_app, name="zoo")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -290,7 +292,7 @@ def run(
 
         if _POOL is not None:
             summary["workers"] = _POOL.stats()
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass
     if as_json:
         print(json.dumps(summary, indent=1, default=str))

@@ -21,7 +21,7 @@ def _healthy(api_url: str, timeout: float = 0.5) -> bool:
     try:
         with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout) as r:
             return bool(r.status == 200)
-    except Exception:
+    except Exception:  # noqa: BLE001
         return False
 
 
@@ -41,7 +41,7 @@ def configure() -> str:
         from prefect.settings import get_current_settings
 
         profile_api = get_current_settings().api.url
-    except Exception:
+    except Exception:  # noqa: BLE001
         profile_api = None
     if profile_api:
         return f"server {profile_api} (Prefect profile)"
@@ -68,7 +68,7 @@ def boot_ephemeral() -> threading.Thread | None:
         if get_current_settings().api.url:
             return None
         from prefect.server.api.server import SubprocessASGIServer
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     th = threading.Thread(target=lambda: SubprocessASGIServer().start(), name="recut-prefect-boot", daemon=True)
     th.start()

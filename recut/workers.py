@@ -169,7 +169,7 @@ class WorkerPool:
         for a in self.actors:
             try:
                 self._ray.kill(a)
-            except Exception:
+            except Exception:  # noqa: BLE001
                 pass
         self.actors = []
 
@@ -197,7 +197,7 @@ def get_pool() -> WorkerPool:
             def owner() -> None:
                 try:
                     box["pool"] = WorkerPool()
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001
                     box["error"] = exc
                 ready.set()
                 _STOP.wait()

@@ -70,7 +70,7 @@ def test_clip_metrics_follow_their_definitions(tiny_clip: str) -> None:
 
 def test_clip_metrics_without_a_model_fail_clearly() -> None:
     frames = np.zeros((2, 8, 8, 3), np.uint8)
-    with pytest.raises(ValueError, match="evaluate.clip"):
+    with pytest.raises(ValueError, match=r"evaluate\.clip"):
         evaluate_all(["clip_text"], EvalContext(frames, frames, "x"))
 
 

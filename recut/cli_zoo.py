@@ -1,0 +1,75 @@
+"""`recut zoo`: the toy model zoo (list, train through the Prefect flow, check quality bars)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+zoo_app = typer.Typer(help="The toy model zoo under models/toy (train, check).", no_args_is_help=True)
+
+
+@zoo_app.command("list")
+def list_models() -> None:
+    """List the toy models, their folders and dependencies."""
+    from engines.common.zoo.recipes import RECIPES
+
+    for name, r in RECIPES.items():
+        deps = f" (after {', '.join(r.depends_on)})" if r.depends_on else ""
+        typer.echo(f"{name}: {r.description}{deps}\n   {r.folder}")
+
+
+@zoo_app.command()
+def train(
+    names: Annotated[list[str] | None, typer.Argument(help="Models to train (default: all).")] = None,
+    quick: Annotated[bool, typer.Option(help="Seconds-long smoke configuration (needs --out).")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write folders under this directory instead.")] = None,
+    seed: int = 0,
+) -> None:
+    """Train toy models through the `recut-train` Prefect flow."""
+    if quick and out is None:
+        typer.echo("--quick needs --out: quick models must not replace the committed ones", err=True)
+        raise typer.Exit(2)
+    from flows.train import order
+
+    try:
+        order(names)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from recut import prefect_env
+
+    typer.echo(f"prefect: {prefect_env.configure()}", err=True)
+    from flows.train import train_zoo
+
+    res = train_zoo(names, quick, str(out) if out else None, seed)
+    typer.echo(json.dumps(res, indent=1, default=str))
+
+
+@zoo_app.command()
+def check(
+    names: Annotated[list[str] | None, typer.Argument(help="Models to check (default: all).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder root to check instead of models/toy.")] = None,
+) -> None:
+    """Measure each model's quality bar against the toy ground truth; exit 1 if one fails."""
+    from engines.common.zoo.recipes import RECIPES
+    from flows.train import order
+
+    try:
+        todo = order(names)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    failed = []
+    for name in todo:
+        r = RECIPES[name]
+        folder = out / name if out else r.folder
+        res = r.check(folder) if r.check else {"passed": None}
+        typer.echo(json.dumps({"model": name, **res}, default=str))
+        if res.get("passed") is False:
+            failed.append(name)
+    if failed:
+        typer.echo(f"below the quality bar: {', '.join(failed)}", err=True)
+        raise typer.Exit(1)
