@@ -1,0 +1,52 @@
+"""Prefect mode selection: explicit API URL, a local dashboard, or ephemeral."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+from recut import prefect_env
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/api/health" else 404)
+        self.end_headers()
+        self.wfile.write(b"true")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
+    return monkeypatch
+
+
+def test_explicit_api_url_wins(clean_env) -> None:
+    clean_env.setenv("PREFECT_API_URL", "http://10.0.0.1:4200/api")
+    assert prefect_env.configure() == "server http://10.0.0.1:4200/api"
+
+
+def test_running_dashboard_is_used(clean_env) -> None:
+    srv = http.server.HTTPServer(("127.0.0.1", 0), _Health)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_port}"
+        clean_env.setenv("RECUT_DASHBOARD", url)
+        mode = prefect_env.configure()
+        assert mode.startswith(f"server {url}/api")
+        import os
+
+        assert os.environ["PREFECT_API_URL"] == f"{url}/api"
+    finally:
+        srv.shutdown()
+
+
+def test_no_server_means_ephemeral(clean_env) -> None:
+    clean_env.setenv("RECUT_DASHBOARD", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert prefect_env.configure().startswith("ephemeral")
