@@ -19,8 +19,9 @@ from recut.engine import Stage
 from recut.keys import cache_key, file_digest
 from recut.models import ResolvedModel
 from recut.registry import engine_class
+from recut.runner import Job
 from recut.spec import SpecBase, sweep_points
-from recut.store import Store
+from recut.store import ArtifactRef, Store
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,22 @@ class Node:
     @property
     def kind(self) -> str:
         return self.stage.kind
+
+    def job(self, inputs: dict[str, ArtifactRef], store_root: str) -> Job:
+        """The worker's view of this node, given its upstream artifacts."""
+        return Job(
+            method=self.method,
+            stage=self.stage.name,
+            kind=self.kind,
+            key=self.key,
+            reads=self.reads,
+            media=self.media,
+            model=self.model,
+            inputs=inputs,
+            force=self.forced,
+            store_root=store_root,
+            options=self.options,
+        )
 
     @property
     def short(self) -> str:

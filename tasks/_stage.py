@@ -13,7 +13,6 @@ from typing import Any
 
 from recut import progress
 from recut.plan import Node
-from recut.runner import Job
 from recut.store import ArtifactRef, Store
 
 
@@ -57,19 +56,7 @@ def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> 
     else:
         from recut.workers import get_pool
 
-        job = Job(
-            method=node.method,
-            stage=node.stage.name,
-            kind=node.kind,
-            key=node.key,
-            reads=node.reads,
-            media=node.media,
-            model=node.model,
-            inputs={name: res.ref for name, res in upstream.items()},
-            force=node.forced,
-            store_root=run.store_root,
-            options=node.options,
-        )
+        job = node.job({name: res.ref for name, res in upstream.items()}, run.store_root)
         ref = get_pool().run(job, on_progress=sink.step)
         status = "computed"
     seconds = time.perf_counter() - t0
