@@ -14,6 +14,7 @@ extra with it, and a joined cluster needs the token anyway.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -72,6 +73,19 @@ class StageWorker:
 ProgressSink = Callable[[str, int, int], None]
 
 
+def _shutdown_local_ray(tmp: str) -> None:
+    """Stop the local cluster this process started and delete its temp folder."""
+    import shutil
+
+    import ray
+
+    try:
+        if ray.is_initialized():
+            ray.shutdown()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class WorkerPool:
     """A fixed set of :class:`StageWorker` actors with model affinity."""
 
@@ -99,6 +113,8 @@ class WorkerPool:
 
                 tmp = tempfile.mkdtemp(prefix="recut-ray-", dir=os.environ.get("RECUT_RAY_TMP", "/tmp"))
                 ray.init(num_cpus=os.cpu_count() or 1, _temp_dir=tmp, **kwargs)
+                # Registered after ray.init, so it runs before Ray's own exit hook.
+                atexit.register(_shutdown_local_ray, tmp)
         self._ray = ray
         res = ray.cluster_resources()
         cpus = int(res.get("CPU", 1))

@@ -28,9 +28,12 @@ class StageResult:
     kind: str
     label: str
     status: str  # "computed" | "cached"
+    #: Compute time of the stage itself (from the artifact); 0 for a cache hit.
     seconds: float
     ref: ArtifactRef
     instances: list[str] = field(default_factory=list)
+    #: Time the task took end to end, including waiting for a free worker.
+    wall_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -40,6 +43,7 @@ class StageResult:
             "key": self.key,
             "status": self.status,
             "seconds": round(self.seconds, 4),
+            "wall_seconds": round(self.wall_seconds, 4),
             "artifacts": {name: str(self.ref.file(name)) for name in sorted(self.ref.files)},
             "outputs": self.instances,
         }
@@ -59,7 +63,8 @@ def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> 
         job = node.job({name: res.ref for name, res in upstream.items()}, run.store_root)
         ref = get_pool().run(job, on_progress=sink.step)
         status = "computed"
-    seconds = time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    seconds = ref.seconds if status == "computed" else 0.0
     sink.done(node.key, status, seconds)
     return StageResult(
         node.key,
@@ -70,6 +75,7 @@ def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> 
         seconds,
         ref,
         [i.label for i in node.instances],
+        wall,
     )
 
 
