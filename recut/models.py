@@ -42,6 +42,19 @@ PROFILES: dict[str, Profile] = {
             {"image": "models/tiny-random/sd", "video": "models/tiny-random/t2v"},
         ),
         Profile(
+            "toy",
+            "Small models trained on the synthetic world of recut.toy (64x64): toy CLIP, "
+            "VAE (latents 4x16x16), depth (DPT), and text-to-image/-video UNets. Edits can be "
+            "verified against exact ground truth.",
+            {
+                "image": "models/toy/t2i",
+                "video": "models/toy/t2v",
+                "clip": "models/toy/clip",
+                "depth": "models/toy/depth",
+                "vae": "models/toy/vae",
+            },
+        ),
+        Profile(
             "sd15",
             "Stable Diffusion 1.5 (512x512), the image backbone of SDEdit and Video-P2P.",
             {"image": "runwayml/stable-diffusion-v1-5"},

@@ -21,8 +21,10 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_threads() -> None:
-    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+def set_threads(n: int = 1) -> None:
+    """One intra-op thread: on a shared 2-core machine two OpenMP threads spin-wait against
+    other processes and run 20-50x slower (measured); one thread is robust."""
+    torch.set_num_threads(n)
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: float = 0.05) -> float:
@@ -55,3 +57,17 @@ class Timer:
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def progress(step: int, steps: int, timer: Timer, max_seconds: float) -> float:
+    """Training progress in [0, 1]: the larger of the step fraction and the time fraction, so
+    the schedule anneals on time when the machine is busy (the run is then not bit-reproducible;
+    the info file records the steps actually done)."""
+    return min(1.0, max(step / max(1, steps), timer.elapsed() / max_seconds))
+
+
+def lr_at(p: float, base: float, warmup_frac: float = 0.03, floor: float = 0.03) -> float:
+    if p < warmup_frac:
+        return base * max(p / warmup_frac, 0.01)
+    q = (p - warmup_frac) / (1 - warmup_frac)
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * q)))

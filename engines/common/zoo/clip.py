@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.common.zoo import data
-from engines.common.zoo._util import Timer, cosine_lr, log, seed_all, set_threads, write_info
+from engines.common.zoo._util import Timer, log, lr_at, progress, seed_all, set_threads, write_info
 from engines.common.zoo.tokenizer import MAX_LENGTH, build_tokenizer
 from recut.models import REPO_ROOT
 from recut.toy import COLOURS, SHAPES, object_caption, render, sample_scenes
@@ -130,7 +130,9 @@ def zero_shot(model: Any, processor: Any, images: np.ndarray, prompts: list[str]
 
 
 @torch.no_grad()
-def evaluate(folder: str | Path = DEFAULT_DIR, n: int = 480, model: Any = None, processor: Any = None) -> dict[str, Any]:
+def evaluate(
+    folder: str | Path = DEFAULT_DIR, n: int = 480, model: Any = None, processor: Any = None
+) -> dict[str, Any]:
     """Zero-shot colour / shape accuracy on ``n`` single-object held-out frames."""
     if model is None:
         model, processor = load_clip(folder)
@@ -141,12 +143,13 @@ def evaluate(folder: str | Path = DEFAULT_DIR, n: int = 480, model: Any = None, 
     cols, shapes = list(COLOURS), list(SHAPES)
     prompts = [f"a {c} {s}" for c in cols for s in shapes]
     t = processor.tokenizer(prompts, padding=True, return_tensors="pt")
-    img = F.normalize(model.get_image_features(pixel_values=pv), dim=-1)
-    txt = F.normalize(model.get_text_features(input_ids=t.input_ids, attention_mask=t.attention_mask), dim=-1)
+    o = model(input_ids=t.input_ids, attention_mask=t.attention_mask, pixel_values=pv)
+    img = F.normalize(o.image_embeds, dim=-1)
+    txt = F.normalize(o.text_embeds, dim=-1)
     sim = (img @ txt.T).reshape(n, len(cols), len(shapes))
-    truth = [render_truth for render_truth in data.clips("heldout1", n)]
-    tc = torch.tensor([cols.index(c.scene.objects[0].colour) for c in truth])
-    ts = torch.tensor([shapes.index(c.scene.objects[0].shape) for c in truth])
+    scenes = list(sample_scenes(data.split_seed("heldout1"), n, size=data.SIZE, max_objects=1))  # no render
+    tc = torch.tensor([cols.index(sc.objects[0].colour) for sc in scenes])
+    ts = torch.tensor([shapes.index(sc.objects[0].shape) for sc in scenes])
     ar = torch.arange(n)
     colour_acc = float((sim[ar, :, ts].argmax(-1) == tc).float().mean())
     shape_acc = float((sim[ar, tc, :].argmax(-1) == ts).float().mean())
@@ -160,14 +163,16 @@ def evaluate(folder: str | Path = DEFAULT_DIR, n: int = 480, model: Any = None, 
         "bar": BAR,
         "processor_max_abs_diff": proc_err,
     }
-    res["passed"] = colour_acc >= BAR and shape_acc >= BAR and proc_err < 1e-3
+    res["passed"] = bool(colour_acc >= BAR and shape_acc >= BAR and proc_err < 1e-3)
     return res
 
 
-def _training_set(n_multi: int, n_single: int, seed: int) -> tuple[np.ndarray, list[list[str]]]:
-    """Frames and, per frame, the list of captions it may be paired with."""
+def _training_set(n_multi: int, n_single: int, seed: int) -> tuple[np.ndarray, list[list[str]], np.ndarray]:
+    """Frames, per frame the list of captions it may be paired with, and per frame the
+    template index ``colour * 3 + shape`` of a single-object frame (-1 for multi-object)."""
     rng = np.random.default_rng([seed, 77])
-    frames, caps = [], []
+    frames, caps, labels = [], [], []
+    cols, shapes = list(COLOURS), list(SHAPES)
     for split, n in (("train", n_multi), ("train1", n_single)):
         kw = {"size": 64}
         if split == "train1":
@@ -175,13 +180,16 @@ def _training_set(n_multi: int, n_single: int, seed: int) -> tuple[np.ndarray, l
         for sc in sample_scenes(data.split_seed(split), n, **kw):
             c = render(sc)
             options = [c.caption]
+            label = -1
             if len(sc.objects) == 1:
                 o = sc.objects[0]
                 options += [object_caption(o), f"a {o.colour} {o.shape}"]
+                label = cols.index(o.colour) * len(shapes) + shapes.index(o.shape)
             for t in rng.choice(c.frames.shape[0], size=2, replace=False):
                 frames.append(c.frames[t])
                 caps.append(options)
-    return np.stack(frames), caps
+                labels.append(label)
+    return np.stack(frames), caps, np.array(labels)
 
 
 def train(
@@ -189,30 +197,47 @@ def train(
     quick: bool = False,
     seed: int = 0,
     steps: int | None = None,
-    max_seconds: float = 22 * 60,
+    max_seconds: float = 18 * 60,
+    aux_weight: float = 1.0,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
+    """Contrastive training; the LR schedule follows ``_util.progress`` (step or time fraction
+    of ``max_seconds``, whichever is larger).
+
+    ``aux_weight``: weight of an auxiliary prompt-classification loss: each single-object frame
+    of the batch against the 24 templates ``"a {colour} {shape}"`` (cross-entropy with the CLIP
+    logits), which gives hard negatives differing only in shape (random contrastive batches
+    mostly differ in colour, so shape is learnt slowly)."""
     set_threads()
     seed_all(seed)
     timer = Timer()
     tok = build_tokenizer()
-    n_multi, n_single, batch = (16, 16, 16) if quick else (8000, 6000, 128)
+    n_multi, n_single, batch = (16, 16, 16) if quick else (6000, 8000, 128)
     steps = steps or (3 if quick else 2500)
     log(f"clip: rendering {n_multi}+{n_single} scenes")
-    frames_u8, caps = _training_set(n_multi, n_single, seed)
+    frames_u8, caps, labels = _training_set(n_multi, n_single, seed)
+    templates = [f"a {c} {s}" for c in COLOURS for s in SHAPES]
+    tmpl = tok(templates, padding=True, return_tensors="pt")
     frames = _pixels(frames_u8)
     n = len(frames)
-    model = build_clip(tok)
+    if init_from:
+        from transformers import CLIPModel
+
+        model = CLIPModel.from_pretrained(str(init_from))
+    else:
+        model = build_clip(tok)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05, betas=(0.9, 0.98))
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng([seed, 5])
     model.train()
     stopped_early, done = False, 0
     for step in range(steps):
-        if timer.elapsed() > max_seconds:
+        prog = progress(step, steps, timer, max_seconds)
+        if prog >= 1.0:
             stopped_early = True
             break
         done = step + 1
-        lr = cosine_lr(step, steps, 1e-3, warmup=min(150, steps))
+        lr = lr_at(prog, 1e-3)
         for pg in opt.param_groups:
             pg["lr"] = lr
         idx = torch.randint(0, n, (batch,), generator=g).tolist()
@@ -222,8 +247,8 @@ def train(
         texts = []
         for i in idx:
             opts = caps[i]
-            # single-object frames: full caption 40%, object caption 30%, "a red circle" 30%
-            texts.append(opts[0] if len(opts) == 1 else opts[int(rng.choice(3, p=[0.4, 0.3, 0.3]))])
+            # single-object frames: full caption 35%, object caption 25%, "a red circle" 40%
+            texts.append(opts[0] if len(opts) == 1 else opts[int(rng.choice(3, p=[0.35, 0.25, 0.4]))])
         t = tok(texts, padding=True, return_tensors="pt")
         outp = model(input_ids=t.input_ids, attention_mask=t.attention_mask, pixel_values=x)
         logits = outp.logits_per_image
@@ -233,15 +258,24 @@ def train(
             torch.sum(-target * logits.log_softmax(-1), -1).mean()
             + torch.sum(-target * logits.T.log_softmax(-1), -1).mean()
         )
+        lab = torch.from_numpy(labels[idx])
+        single = lab >= 0
+        if aux_weight > 0 and bool(single.any()):
+            temb = model(input_ids=tmpl.input_ids, attention_mask=tmpl.attention_mask, pixel_values=x[:1]).text_embeds
+            aux_logits = model.logit_scale.exp() * outp.image_embeds[single] @ temb.T
+            loss = loss + aux_weight * F.cross_entropy(aux_logits, lab[single])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, float(np.log(100.0)))
-        if step % 100 == 0 or step == steps - 1:
-            log(f"clip step {step}/{steps} loss {loss.item():.4f} scale {model.logit_scale.exp().item():.1f} lr {lr:.2e} t {timer.elapsed():.0f}s")
-        if not quick and step % 500 == 499:
+        if step % 50 == 0 or step == steps - 1:
+            log(
+                f"clip step {step}/{steps} p {prog:.3f} loss {loss.item():.4f} "
+                f"scale {model.logit_scale.exp().item():.1f} lr {lr:.2e} t {timer.elapsed():.0f}s"
+            )
+        if not quick and step % 250 == 249:
             model.eval()
             log(f"clip eval@{step + 1}: {evaluate(model=model, processor=build_processor(tok), n=160)}")
             model.train()
@@ -260,6 +294,8 @@ def train(
         "planned_steps": steps,
         "stopped_early": stopped_early,
         "batch": batch,
+        "aux_weight": aux_weight,
+        "init_from": str(init_from) if init_from else None,
         "train_frames": n,
         "train_time_s": round(train_time, 1),
         "metrics": metrics,
@@ -275,7 +311,8 @@ def export_text_encoder(clip_dir: str | Path = DEFAULT_DIR, out: str | Path = TE
 
     clip = CLIPModel.from_pretrained(str(clip_dir)).eval()
     te = CLIPTextModel(clip.config.text_config)
-    te.text_model.load_state_dict(clip.text_model.state_dict())
+    inner = getattr(te, "text_model", te)  # transformers >= 5: CLIPTextModel is the transformer itself
+    inner.load_state_dict(clip.text_model.state_dict(), strict=True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     te.eval().save_pretrained(str(out), safe_serialization=True)
@@ -296,6 +333,10 @@ def check_text_encoder(folder: str | Path = TEXT_ENCODER_DIR, clip_dir: str | Pa
     a = te(ids).last_hidden_state
     b = clip.text_model(input_ids=ids).last_hidden_state
     diff = float((a - b).abs().max())
-    res = {"max_abs_diff": diff, "hidden_size": te.config.hidden_size, "max_position_embeddings": te.config.max_position_embeddings}
+    res = {
+        "max_abs_diff": diff,
+        "hidden_size": te.config.hidden_size,
+        "max_position_embeddings": te.config.max_position_embeddings,
+    }
     res["passed"] = diff < 1e-5 and tuple(a.shape[1:]) == (MAX_LENGTH, te.config.hidden_size)
     return res

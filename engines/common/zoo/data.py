@@ -89,7 +89,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def _pad_masks(m: np.ndarray, k_max: int = 3) -> np.ndarray:
-    out = np.zeros(m.shape[:-3] + (k_max,) + m.shape[-2:], dtype=bool)
+    out = np.zeros((*m.shape[:-3], k_max, *m.shape[-2:]), dtype=bool)
     out[..., : m.shape[-3], :, :] = m
     return out
 

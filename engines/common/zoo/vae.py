@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.common.zoo import data
-from engines.common.zoo._util import Timer, cosine_lr, log, seed_all, set_threads, write_info
+from engines.common.zoo._util import Timer, log, lr_at, progress, read_info, seed_all, set_threads, write_info
 from recut.models import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "vae"
@@ -91,7 +91,7 @@ def evaluate(folder: str | Path = DEFAULT_DIR, n: int = 256, vae: Any = None) ->
         "n": n,
         "bar": BAR_PSNR,
     }
-    res["passed"] = res["psnr_mean"] >= BAR_PSNR
+    res["passed"] = bool(res["psnr_mean"] >= BAR_PSNR)
     return res
 
 
@@ -100,36 +100,42 @@ def train(
     quick: bool = False,
     seed: int = 0,
     steps: int | None = None,
-    max_seconds: float = 22 * 60,
+    max_seconds: float = 20 * 60,
+    init_from: str | Path | None = None,
+    lr: float = 1.5e-3,
 ) -> dict[str, Any]:
     """Train on random 32x32 crops (batch 32; the model is fully convolutional apart from
     the mid-block attention) for the first 85% of the steps, then on full 64x64 frames
-    (batch 8).  Stops early if ``max_seconds`` is exceeded (recorded in the info)."""
+    (batch 8).  The LR schedule (warmup + cosine) follows ``progress``: the larger of the
+    step and the time fraction of ``max_seconds`` (see ``_util.progress``)."""
     set_threads()
     seed_all(seed)
     timer = Timer()
     n_scenes, fps, batch = (32, 2, 8) if quick else (6000, 2, 32)
-    steps = steps or (3 if quick else 3000)
-    full_from = int(steps * 0.85)
+    steps = steps or (3 if quick else 4000)
+    full_from = 0.85  # progress at which training switches to full frames
     log(f"vae: rendering {n_scenes} scenes")
     d = data.frame_batch("train", n_scenes, frames_per_scene=fps, seed=seed, pan_prob=0.35)
     frames = d["frames"]
     n = frames.shape[0]
-    vae = build_vae()
-    opt = torch.optim.AdamW(vae.parameters(), lr=1.5e-3, weight_decay=1e-4)
+    vae = load_vae(init_from) if init_from else build_vae()
+    prior = read_info(init_from) if init_from else {}
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=1e-4)
     g = torch.Generator().manual_seed(seed)
     vae.train()
     stopped_early = False
     done = 0
+    base_lr = lr
     for step in range(steps):
-        if timer.elapsed() > max_seconds:
+        prog = progress(step, steps, timer, max_seconds)
+        if prog >= 1.0:
             stopped_early = True
             break
         done = step + 1
-        lr = cosine_lr(step, steps, 1.5e-3, warmup=min(100, steps))
+        lr = lr_at(prog, base_lr)
         for pg in opt.param_groups:
             pg["lr"] = lr
-        if step < full_from:
+        if prog < full_from:
             idx = torch.randint(0, n, (batch,), generator=g)
             oy, ox = (int(v) for v in torch.randint(0, 33, (2,), generator=g))
             x = frames[idx][:, :, oy : oy + 32, ox : ox + 32]
@@ -149,10 +155,11 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
-        if step % 200 == 0 or step == steps - 1:
+        if step % 50 == 0 or step == steps - 1:
             psnr = 10 * np.log10(4.0 / max(l2.item(), 1e-12))
             log(
-                f"vae step {step}/{steps} loss {loss.item():.4f} l1 {l1.item():.4f} psnr~{psnr:.2f} kl {kl.item():.3f} lr {lr:.2e} t {timer.elapsed():.0f}s"
+                f"vae step {step}/{steps} p {prog:.3f} loss {loss.item():.4f} l1 {l1.item():.4f} "
+                f"psnr~{psnr:.2f} kl {kl.item():.3f} lr {lr:.2e} t {timer.elapsed():.0f}s"
             )
     vae.eval()
     with torch.no_grad():
@@ -171,12 +178,17 @@ def train(
         "steps": done,
         "planned_steps": steps,
         "stopped_early": stopped_early,
-        "batch": f"{batch} x 32x32 crops, then 8 x 64x64 from step {full_from}",
+        "batch": f"{batch} x 32x32 crops, then 8 x 64x64 from progress {full_from}",
         "train_frames": n,
         "scaling_factor": sf,
         "train_time_s": round(train_time, 1),
         "metrics": metrics,
     }
+    if prior:
+        info["continued_from"] = {k: prior.get(k) for k in ("steps", "train_time_s", "metrics", "continued_from")}
+        info["total_train_time_s"] = round(
+            train_time + prior.get("total_train_time_s", prior.get("train_time_s", 0)), 1
+        )
     write_info(out, info)
     log(f"vae done: {info}")
     return info

@@ -1,0 +1,292 @@
+"""Toy depth: a tiny backbone-free (ViT) ``DPTForDepthEstimation`` for 64x64 toy frames.
+
+Config: image 64, patch 8, hidden 64, 4 layers, 4 heads, reassemble factors
+(2, 1, 0.5, 0.25), neck (16, 32, 64, 64), fusion 32 -> ``predicted_depth`` ``[B, 64, 64]``.
+Pixel values: mean = std = 0.5 (i.e. [-1, 1]); the saved ``DPTImageProcessor`` does this
+(size 64x64, no aspect-ratio padding).
+
+**Output convention: toy depth, not inverse depth** - ``predicted_depth`` approximates
+:mod:`recut.toy`'s depth map (0 = nearest, 1 = farthest; the background is 1.0), unlike
+Intel/dpt checkpoints which predict relative inverse depth.
+
+Trained with an L1 loss (object pixels weighted x3) on toy depth maps of multi-object frames
+(half of them chosen where objects occlude each other) plus a logistic ranking loss on the
+mean predicted depth of occluding object pairs.  In the toy world the depth order of
+two objects that do not overlap is *not visible* (it follows the scene's list order), so the
+quality figure (:func:`evaluate`) is the depth-order accuracy of **occluding** pairs (full
+masks overlap, both visible): mean predicted depth inside each object's visible mask, nearer
+object must have the lower value.  The all-pairs figure is reported for information.
+
+API::
+
+    load_depth(folder) -> (DPTForDepthEstimation, DPTImageProcessor)
+    predict(model, processor, images_uint8 [N,64,64,3]) -> float32 [N,64,64]
+    train(out, quick=False, seed=0) / evaluate(folder, n=300)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engines.common.zoo import data
+from engines.common.zoo._util import Timer, log, lr_at, progress, read_info, seed_all, set_threads, write_info
+from recut.models import REPO_ROOT
+
+DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "depth"
+BAR = 0.90
+MIN_PIXELS = 8
+
+
+def build_depth() -> Any:
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    cfg = DPTConfig(
+        image_size=64,
+        patch_size=8,
+        num_channels=3,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=256,
+        is_hybrid=False,
+        backbone_out_indices=[0, 1, 2, 3],
+        readout_type="project",
+        reassemble_factors=[2, 1, 0.5, 0.25],
+        neck_hidden_sizes=[16, 32, 64, 64],
+        fusion_hidden_size=32,
+        head_in_index=-1,
+    )
+    return DPTForDepthEstimation(cfg)
+
+
+def build_processor() -> Any:
+    from transformers import DPTImageProcessor
+
+    return DPTImageProcessor(
+        do_resize=True,
+        size={"height": 64, "width": 64},
+        keep_aspect_ratio=False,
+        ensure_multiple_of=1,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+        do_pad=False,
+    )
+
+
+def load_depth(folder: str | Path = DEFAULT_DIR) -> tuple[Any, Any]:
+    from transformers import DPTForDepthEstimation, DPTImageProcessor
+
+    return DPTForDepthEstimation.from_pretrained(str(folder)).eval(), DPTImageProcessor.from_pretrained(str(folder))
+
+
+@torch.no_grad()
+def predict(model: Any, processor: Any, images: np.ndarray) -> np.ndarray:
+    pv = processor(images=list(images), return_tensors="pt")["pixel_values"]
+    return model(pixel_values=pv).predicted_depth.numpy()
+
+
+def _occlusion(c: Any, t: int) -> int:
+    """Number of pixels where some object's silhouette is hidden by another one at frame t."""
+    return int((c.full_masks[t] & ~c.masks[t]).sum())
+
+
+def _eval_frames(n: int) -> list[tuple[np.ndarray, Any, int]]:
+    """One frame per held-out multi-object scene: the most-occluded frame (or frame 0)."""
+    out = []
+    for c in data.clips("heldout", n):
+        if len(c.scene.objects) < 2:
+            continue
+        t = int(np.argmax([_occlusion(c, t) for t in range(c.frames.shape[0])]))
+        out.append((c.frames[t], c, t))
+    return out
+
+
+@torch.no_grad()
+def evaluate(
+    folder: str | Path = DEFAULT_DIR, n: int = 300, model: Any = None, processor: Any = None
+) -> dict[str, Any]:
+    """Depth-order accuracy of object pairs on multi-object scenes among ``n`` held-out scenes."""
+    if model is None:
+        model, processor = load_depth(folder)
+    model.eval()
+    items = _eval_frames(n)
+    imgs = np.stack([f for f, _, _ in items])
+    pv = processor(images=list(imgs), return_tensors="pt")["pixel_values"]
+    proc_err = float((pv - data.to_model(imgs)).abs().max())
+    pred = np.concatenate([model(pixel_values=pv[i : i + 64]).predicted_depth.numpy() for i in range(0, len(pv), 64)])
+    occ_ok = occ_n = all_ok = all_n = 0
+    mae = []
+    for (_, c, t), p in zip(items, pred, strict=True):
+        mae.append(float(np.abs(p - c.depth[t]).mean()))
+        k = len(c.scene.objects)
+        for i in range(k):
+            for j in range(i + 1, k):
+                mi, mj = c.masks[t, i], c.masks[t, j]
+                if mi.sum() < MIN_PIXELS or mj.sum() < MIN_PIXELS:
+                    continue
+                di, dj = float(c.depth[t][mi].mean()), float(c.depth[t][mj].mean())
+                if di == dj:
+                    continue
+                ok = int(bool(p[mi].mean() < p[mj].mean()) == (di < dj))
+                all_ok += ok
+                all_n += 1
+                if (c.full_masks[t, i] & c.full_masks[t, j]).any():
+                    occ_ok += ok
+                    occ_n += 1
+    res = {
+        "order_acc_occluding": float(occ_ok / max(1, occ_n)),
+        "occluding_pairs": occ_n,
+        "order_acc_all_pairs": float(all_ok / max(1, all_n)),
+        "all_pairs": all_n,
+        "mae": float(np.mean(mae)),
+        "frames": len(items),
+        "n_scenes": n,
+        "bar": BAR,
+        "processor_max_abs_diff": proc_err,
+    }
+    res["passed"] = bool(res["order_acc_occluding"] >= BAR and occ_n > 0 and proc_err < 1e-3)
+    return res
+
+
+def _training_set(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """Frames ([-1, 1]), depth maps, visible masks ``[N,3,64,64]`` (zero-padded), and per
+    object pair ``(i, j)`` a target ``+1`` (i nearer) / ``-1`` (j nearer) / ``0`` (not an
+    occluding pair with both objects visible) for the ranking loss."""
+    rng = np.random.default_rng([seed, 11])
+    xs, ds, ms, rk = [], [], [], []
+    for c in data.clips("train", n, pan_prob=0.3):
+        occ = [_occlusion(c, t) for t in range(c.frames.shape[0])]
+        ts = {int(rng.integers(c.frames.shape[0])), int(np.argmax(occ))}
+        k = len(c.scene.objects)
+        for t in ts:
+            xs.append(c.frames[t])
+            ds.append(c.depth[t])
+            m = np.zeros((3, 64, 64), dtype=bool)
+            m[:k] = c.masks[t]
+            ms.append(m)
+            r = np.zeros((3, 3), dtype=np.float32)
+            for i in range(k):
+                for j in range(k):
+                    if i == j or m[i].sum() < MIN_PIXELS or m[j].sum() < MIN_PIXELS:
+                        continue
+                    if not (c.full_masks[t, i] & c.full_masks[t, j]).any():
+                        continue
+                    di, dj = float(c.depth[t][m[i]].mean()), float(c.depth[t][m[j]].mean())
+                    if di != dj:
+                        r[i, j] = 1.0 if di < dj else -1.0
+            rk.append(r)
+    return {
+        "x": data.to_model(np.stack(xs)),
+        "depth": torch.from_numpy(np.stack(ds)),
+        "masks": torch.from_numpy(np.stack(ms)),
+        "rank": torch.from_numpy(np.stack(rk)),
+    }
+
+
+def _rank_loss(pred: torch.Tensor, masks: torch.Tensor, rank: torch.Tensor, tau: float = 0.05) -> torch.Tensor:
+    """Logistic loss on mean predicted depth of occluding object pairs (nearer -> lower)."""
+    mf = masks.float()
+    mean = (pred[:, None] * mf).sum((-1, -2)) / mf.sum((-1, -2)).clamp_min(1.0)  # [B,3]
+    diff = mean[:, None, :] - mean[:, :, None]  # [B,i,j] = mean_j - mean_i (> 0 if i nearer)
+    sel = rank != 0
+    if not bool(sel.any()):
+        return pred.sum() * 0.0
+    return F.softplus(-(diff * rank)[sel] / tau).mean() * tau
+
+
+def train(
+    out: str | Path = DEFAULT_DIR,
+    quick: bool = False,
+    seed: int = 0,
+    steps: int | None = None,
+    max_seconds: float = 14 * 60,
+    rank_weight: float = 1.0,
+    init_from: str | Path | None = None,
+    lr: float = 1e-3,
+) -> dict[str, Any]:
+    """Weighted L1 + ``rank_weight`` x a logistic ranking loss on the mean predicted depth of
+    occluding object pairs (the quality metric, made differentiable); LR schedule on
+    ``_util.progress`` (step or time fraction, the larger)."""
+    set_threads()
+    seed_all(seed)
+    timer = Timer()
+    n_scenes, batch = (16, 8) if quick else (5000, 32)
+    steps = steps or (3 if quick else 4000)
+    log(f"depth: rendering {n_scenes} scenes")
+    ts = _training_set(n_scenes, seed)
+    x_all, d_all, m_all, r_all = ts["x"], ts["depth"], ts["masks"], ts["rank"]
+    n = len(x_all)
+    if init_from:
+        from transformers import DPTForDepthEstimation
+
+        model = DPTForDepthEstimation.from_pretrained(str(init_from))
+    else:
+        model = build_depth()
+    prior = read_info(init_from) if init_from else {}
+    base_lr = lr
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    stopped_early, done = False, 0
+    for step in range(steps):
+        prog = progress(step, steps, timer, max_seconds)
+        if prog >= 1.0:
+            stopped_early = True
+            break
+        done = step + 1
+        lr = lr_at(prog, base_lr)
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        idx = torch.randint(0, n, (batch,), generator=g)
+        x, d, m, r = x_all[idx], d_all[idx], m_all[idx], r_all[idx]
+        if step % 2 == 1:
+            x, d, m = x.flip(-1), d.flip(-1), m.flip(-1)
+        pred = model(pixel_values=x).predicted_depth
+        w = 1.0 + 2.0 * (d < 1.0).float()
+        loss = (w * (pred - d).abs()).sum() / w.sum() + rank_weight * _rank_loss(pred, m, r)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            log(f"depth step {step}/{steps} p {prog:.3f} loss {loss.item():.4f} lr {lr:.2e} t {timer.elapsed():.0f}s")
+        if not quick and step % 300 == 299:
+            model.eval()
+            log(f"depth eval@{step + 1}: {evaluate(model=model, processor=build_processor(), n=150)}")
+            model.train()
+    model.eval()
+    train_time = timer.elapsed()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    build_processor().save_pretrained(str(out))
+    metrics = evaluate(out, n=40 if quick else 300)
+    info = {
+        "recipe": "depth",
+        "quick": quick,
+        "seed": seed,
+        "steps": done,
+        "planned_steps": steps,
+        "stopped_early": stopped_early,
+        "batch": batch,
+        "rank_weight": rank_weight,
+        "train_frames": n,
+        "train_time_s": round(train_time, 1),
+        "metrics": metrics,
+    }
+    if prior:
+        info["continued_from"] = {k: prior.get(k) for k in ("steps", "train_time_s", "metrics", "continued_from")}
+        info["total_train_time_s"] = round(
+            train_time + prior.get("total_train_time_s", prior.get("train_time_s", 0)), 1
+        )
+    write_info(out, info)
+    log(f"depth done: {info}")
+    return info
