@@ -8,7 +8,9 @@ CLI::
 
     python -m engines.common.zoo.recipes list
     python -m engines.common.zoo.recipes train NAME [--quick] [--out DIR] [--seed N]
+        (vae, depth: [--init-from DIR] [--minutes M] [--lr LR] to continue a training)
     python -m engines.common.zoo.recipes check NAME [--out DIR]
+    python -m engines.common.zoo.recipes report        # folder sizes + recorded figures (JSON)
 
 ``--quick`` is a seconds-long smoke configuration (a few steps on a few scenes); it requires
 ``--out`` so committed models are never overwritten by it.  Run real trainings with
@@ -53,10 +55,10 @@ def _tokenizer_check(folder: str | Path, **_: Any) -> dict[str, Any]:
     return tokenizer.check_tokenizer(folder)
 
 
-def _vae_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def _vae_train(out: str | Path, quick: bool = False, seed: int = 0, **kw: Any) -> dict[str, Any]:
     from engines.common.zoo import vae
 
-    return vae.train(out, quick=quick, seed=seed)
+    return vae.train(out, quick=quick, seed=seed, **kw)
 
 
 def _vae_check(folder: str | Path, n: int = 256) -> dict[str, Any]:
@@ -91,10 +93,10 @@ def _text_encoder_check(folder: str | Path, clip_dir: str | Path | None = None) 
     return clip.check_text_encoder(folder, clip_dir or TOY_DIR / "clip")
 
 
-def _depth_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def _depth_train(out: str | Path, quick: bool = False, seed: int = 0, **kw: Any) -> dict[str, Any]:
     from engines.common.zoo import depth
 
-    return depth.train(out, quick=quick, seed=seed)
+    return depth.train(out, quick=quick, seed=seed, **kw)
 
 
 def _depth_check(folder: str | Path, n: int = 300) -> dict[str, Any]:
@@ -132,13 +134,60 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+# --- part B: toy text-to-image / text-to-video UNets (engines/common/zoo/t2i.py, t2v.py) ---
+
+
+def _t2i_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from engines.common.zoo import t2i
+
+    return t2i.train(out, quick=quick, seed=seed)
+
+
+def _t2i_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
+    from engines.common.zoo import t2i
+
+    return t2i.check(folder, **kw)
+
+
+def _t2v_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from engines.common.zoo import t2v
+
+    return t2v.train(out, quick=quick, seed=seed)
+
+
+def _t2v_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
+    from engines.common.zoo import t2v
+
+    return t2v.check(folder, **kw)
+
+
+RECIPES["t2i"] = Recipe(
+    _t2i_train,
+    TOY_DIR / "t2i",
+    "UNet2DConditionModel on toy VAE latents (SD-1.5 layout pipeline: StableDiffusionPipeline).",
+    ("vae", "text_encoder", "tokenizer"),
+    _t2i_check,
+)
+RECIPES["t2v"] = Recipe(
+    _t2v_train,
+    TOY_DIR / "t2v",
+    "UNet3DConditionModel on 8-frame toy latent clips (ModelScope layout: TextToVideoSDPipeline).",
+    ("vae", "text_encoder", "tokenizer", "t2i"),
+    _t2v_check,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m engines.common.zoo.recipes", description=__doc__.split("\n\n")[0])
-    ap.add_argument("command", choices=["list", "train", "check"])
+    ap.add_argument("command", choices=["list", "train", "check", "report"])
     ap.add_argument("name", nargs="?")
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke config (needs --out)")
     ap.add_argument("--out", type=Path, help="output folder (default: the recipe's models/toy folder)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init-from", type=Path, help="vae/depth: continue training from this folder")
+    ap.add_argument("--minutes", type=float, help="vae/depth: time budget (default 20 / 14)")
+    ap.add_argument("--lr", type=float, help="vae/depth: peak learning rate (default 1.5e-3 / 1e-3)")
+    ap.add_argument("--rank-weight", type=float, help="depth: weight of the occlusion ranking loss (default 1)")
     args = ap.parse_args(argv)
     if args.command == "list":
         for name, r in RECIPES.items():
@@ -153,6 +202,20 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         return 0
+    if args.command == "report":
+        from engines.common.zoo._util import folder_size, read_info
+
+        rows = {}
+        for name, r in RECIPES.items():
+            rows[name] = {
+                "folder": str(r.folder.relative_to(REPO_ROOT)),
+                "exists": r.folder.is_dir(),
+                "bytes": folder_size(r.folder) if r.folder.is_dir() else 0,
+                "info": read_info(r.folder) if r.folder.is_dir() else {},
+            }
+        rows["total_bytes"] = sum(v["bytes"] for v in rows.values() if isinstance(v, dict))
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
     if args.name not in RECIPES:
         ap.error(f"unknown recipe {args.name!r}; known: {', '.join(RECIPES)}")
     r = RECIPES[args.name]
@@ -160,7 +223,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         if args.quick and args.out is None:
             ap.error("--quick needs --out (quick models must not replace the committed ones)")
-        info = r.train(out, quick=args.quick, seed=args.seed)
+        extra: dict[str, Any] = {}
+        if args.init_from is not None:
+            extra["init_from"] = args.init_from
+        if args.minutes is not None:
+            extra["max_seconds"] = args.minutes * 60
+        if args.lr is not None:
+            extra["lr"] = args.lr
+        if args.rank_weight is not None:
+            if args.name != "depth":
+                ap.error("--rank-weight is a depth option")
+            extra["rank_weight"] = args.rank_weight
+        if extra and args.name not in ("vae", "depth"):
+            ap.error("--init-from/--minutes/--lr are only supported by the vae and depth recipes")
+        info = r.train(out, quick=args.quick, seed=args.seed, **extra)
         print(json.dumps(info, indent=2, default=str))
         return 0
     res = r.check(out) if r.check else {"passed": None}
