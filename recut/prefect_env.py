@@ -25,6 +25,16 @@ def _healthy(api_url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def _profile_api_url() -> str | None:
+    """The API URL of the active Prefect profile/settings context, if any."""
+    try:
+        from prefect.settings import get_current_settings
+
+        return get_current_settings().api.url
+    except Exception:  # noqa: BLE001 - an unreadable profile means "none"
+        return None
+
+
 def configure() -> str:
     """Set Prefect's environment; returns a one-line description of the mode."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -37,12 +47,7 @@ def configure() -> str:
     api = os.environ.get("PREFECT_API_URL")
     if api:
         return f"server {api}"
-    try:
-        from prefect.settings import get_current_settings
-
-        profile_api = get_current_settings().api.url
-    except Exception:  # noqa: BLE001
-        profile_api = None
+    profile_api = _profile_api_url()
     if profile_api:
         return f"server {profile_api} (Prefect profile)"
     dash = os.environ.get("RECUT_DASHBOARD", DEFAULT_DASHBOARD)

@@ -23,7 +23,8 @@ class _Health(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def clean_env(monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_PROFILES_PATH", "/nonexistent/profiles.toml")
+    # no profile URL (the session's Prefect test harness sets one in a settings context)
+    monkeypatch.setattr(prefect_env, "_profile_api_url", lambda: None)
     return monkeypatch
 
 
