@@ -50,21 +50,7 @@ def _work(job):  # type: ignore[no-untyped-def]
 
 
 def _make_job(node, refs, store_root):  # type: ignore[no-untyped-def]
-    from recut.runner import Job
-
-    return Job(
-        method=node.method,
-        stage=node.stage.name,
-        kind=node.kind,
-        key=node.key,
-        reads=node.reads,
-        media=node.media,
-        model=node.model,
-        inputs={name: refs[key] for name, key in node.upstream.items()},
-        force=node.forced,
-        store_root=str(store_root),
-        options=node.options,
-    )
+    return node.job({name: refs[key] for name, key in node.upstream.items()}, str(store_root))
 
 
 def _run_serial(plan, store_root):  # type: ignore[no-untyped-def]

@@ -65,27 +65,27 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, [chr(c) for c in cs], strict=True))
 
 
-def build_vocab() -> tuple[dict[str, int], list[str]]:
+def learn_bpe(word_counts: dict[str, int], num_merges: int | None = None) -> tuple[dict[str, int], list[str]]:
     """A CLIP-style byte-level BPE vocabulary and merges, fully deterministic.
 
-    256 byte characters, their ``</w>`` (end-of-word) versions, the merges
-    learned greedily from :data:`_CORPUS`, then the two special tokens.
+    256 byte characters and their ``</w>`` (end-of-word) versions, then merges
+    learned greedily (highest weighted pair count, ties broken
+    lexicographically) from ``word_counts``, up to ``num_merges`` (None: until
+    every word is one symbol), then the two special tokens.
     """
     chars = list(_bytes_to_unicode().values())
     vocab_list: list[str] = chars + [c + "</w>" for c in chars]
-    words = Counter(_CORPUS.split())
     # each word is a tuple of symbols, the last one carrying "</w>"
-    splits = {w: (*tuple(w[:-1]), w[-1] + "</w>") for w in words}
+    splits = {w: (*tuple(w[:-1]), w[-1] + "</w>") for w in word_counts}
     merges: list[str] = []
     seen = set(vocab_list)
-    for _ in range(NUM_MERGES):
+    while num_merges is None or len(merges) < num_merges:
         pairs: Counter[tuple[str, str]] = Counter()
         for w, syms in splits.items():
             for a, b in itertools.pairwise(syms):
-                pairs[(a, b)] += words[w]
+                pairs[(a, b)] += word_counts[w]
         if not pairs:
             break
-        # deterministic: highest count, then lexicographic
         (a, b), _count = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
         merges.append(f"{a} {b}")
         new = a + b
@@ -105,6 +105,11 @@ def build_vocab() -> tuple[dict[str, int], list[str]]:
             splits[w] = tuple(out)
     vocab_list += ["<|startoftext|>", "<|endoftext|>"]
     return {tok: i for i, tok in enumerate(vocab_list)}, merges
+
+
+def build_vocab() -> tuple[dict[str, int], list[str]]:
+    """The tiny-random tokenizer: merges learned from :data:`_CORPUS`."""
+    return learn_bpe(dict(Counter(_CORPUS.split())), NUM_MERGES)
 
 
 def build_tokenizer(work: Path) -> Any:

@@ -20,14 +20,12 @@ API::
 
 from __future__ import annotations
 
-import itertools
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from recut.models import REPO_ROOT
-from recut.tinymodels import _bytes_to_unicode
+from recut.tinymodels import learn_bpe
 from recut.toy import caption_vocabulary
 
 MAX_LENGTH = 40
@@ -37,39 +35,9 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 def build_vocab() -> tuple[dict[str, int], list[str]]:
     """Byte characters, ``</w>`` forms, merge results (learned to completion), specials."""
-    chars = list(_bytes_to_unicode().values())
-    vocab_list: list[str] = chars + [c + "</w>" for c in chars]
-    seen = set(vocab_list)
-    words = sorted(caption_vocabulary())
-    splits = {w: (*tuple(w[:-1]), w[-1] + "</w>") for w in words}
-    merges: list[str] = []
-    while True:
-        pairs: Counter[tuple[str, str]] = Counter()
-        for syms in splits.values():
-            for a, b in itertools.pairwise(syms):
-                pairs[(a, b)] += 1
-        if not pairs:
-            break
-        (a, b), _ = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
-        merges.append(f"{a} {b}")
-        new = a + b
-        if new not in seen:
-            seen.add(new)
-            vocab_list.append(new)
-        for w, syms in splits.items():
-            out: list[str] = []
-            i = 0
-            while i < len(syms):
-                if i + 1 < len(syms) and syms[i] == a and syms[i + 1] == b:
-                    out.append(new)
-                    i += 2
-                else:
-                    out.append(syms[i])
-                    i += 1
-            splits[w] = tuple(out)
-    assert all(len(s) == 1 for s in splits.values())
-    vocab_list += [BOS, EOS]
-    return {tok: i for i, tok in enumerate(vocab_list)}, merges
+    vocab, merges = learn_bpe(dict.fromkeys(sorted(caption_vocabulary()), 1))
+    assert vocab[BOS] == len(vocab) - 2 and vocab[EOS] == len(vocab) - 1
+    return vocab, merges
 
 
 def _write_files(work: Path) -> None:
