@@ -174,19 +174,23 @@ def _vae() -> Any:
     ).eval()
 
 
+#: The noise schedule of Stable Diffusion 1.5 (and of every toy/tiny diffusion model here).
+SD15_SCHEDULE: dict[str, Any] = dict(
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+    prediction_type="epsilon",
+)
+
+
 def _scheduler() -> Any:
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-        prediction_type="epsilon",
-    )
+    return DDIMScheduler(**SD15_SCHEDULE)
 
 
 def _unet2d() -> Any:

@@ -38,6 +38,16 @@ def write_info(folder: str | Path, info: dict[str, Any]) -> None:
     Path(folder, INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def continue_info(info: dict[str, Any], prior: dict[str, Any], train_time: float) -> dict[str, Any]:
+    """Record in ``info`` the run it continued from (``prior``: that folder's info file)."""
+    if prior:
+        info["continued_from"] = {k: prior.get(k) for k in ("steps", "train_time_s", "metrics", "continued_from")}
+        info["total_train_time_s"] = round(
+            train_time + prior.get("total_train_time_s", prior.get("train_time_s", 0)), 1
+        )
+    return info
+
+
 def read_info(folder: str | Path) -> dict[str, Any]:
     p = Path(folder, INFO_FILE)
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}

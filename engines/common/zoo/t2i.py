@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from recut import toy
+from recut.tinymodels import SD15_SCHEDULE
 
 REPO = Path(__file__).resolve().parents[3]
 TOY_ROOT = REPO / "models" / "toy"
@@ -50,16 +51,7 @@ INFO_FILE = "zoo_info.json"  # same name as part A's zoo trainers
 BAR_COLOUR_SHAPE = 0.8
 
 #: SD-1.5 noise schedule.
-SCHEDULE = dict(
-    num_train_timesteps=1000,
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    clip_sample=False,
-    set_alpha_to_one=False,
-    steps_offset=1,
-    prediction_type="epsilon",
-)
+SCHEDULE = SD15_SCHEDULE
 
 #: Architecture / optimisation of the committed model (sized for ~25 min on 2 shared CPU cores).
 T2I_CHANNELS = (32, 64)
@@ -582,6 +574,100 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def setup_training(components: str | os.PathLike[str] | None, seed: int):
+    """One thread, seeded torch, and the frozen tokenizer and VAE of ``components``."""
+    one_thread()
+    torch.manual_seed(seed)
+    comp = Path(components) if components is not None else default_components()
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTokenizer
+
+    tok = CLIPTokenizer.from_pretrained(comp / "tokenizer")
+    vae = AutoencoderKL.from_pretrained(comp / "vae").eval().requires_grad_(False)
+    return comp, tok, vae
+
+
+def text_hidden_size(comp: Path) -> int:
+    te_cfg = comp / "text_encoder" / "config.json"
+    return json.loads(te_cfg.read_text())["hidden_size"] if te_cfg.exists() else 64
+
+
+def fit_and_save(
+    unet,
+    latents: torch.Tensor,
+    caps: list[str],
+    tok,
+    comp: Path,
+    out_dir: str | os.PathLike[str],
+    pipeline_class: str,
+    *,
+    warm_path: Path | None,
+    warm_steps: int,
+    steps: int,
+    seed: int,
+    quick: bool,
+    warm_only: bool,
+    warm_seconds: float | None,
+    max_seconds: float | None,
+    fit_kw: dict[str, Any],
+    log,
+    t_start: float,
+    prep: float,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    """:func:`staged_fit`, then the figures and the pipeline folder (shared by T2I and T2V).
+
+    With ``warm_only`` it stops after the warm stage and returns its weights' path."""
+    figs = staged_fit(
+        unet,
+        latents,
+        caps,
+        tok,
+        comp,
+        warm_steps=warm_steps,
+        steps=steps,
+        seed=seed,
+        warm_path=warm_path,
+        warm_only=warm_only,
+        warm_seconds=warm_seconds,
+        max_seconds=max_seconds,
+        fit_kw=fit_kw,
+        log=log,
+    )
+    if warm_only:
+        figs["warm_path"] = str(warm_path)
+        return figs
+    figs.update(
+        warm_steps=warm_steps,
+        **extra,
+        latent_std=float(latents.std()),
+        prep_seconds=round(prep, 1),
+        params=sum(p.numel() for p in unet.parameters()),
+        size_bytes=sum(p.numel() * 4 for p in unet.parameters()),
+        components=os.path.relpath(comp, REPO) if comp.resolve().is_relative_to(REPO) else str(comp),
+        quick=quick,
+        seed=seed,
+    )
+    figs["train_seconds"] = round(time.perf_counter() - t_start, 1)
+    save_pipeline(out_dir, unet, comp, pipeline_class, extra=figs)
+    return figs
+
+
+def add_check_parser(sub, default_out: Path) -> None:
+    """The `check` sub-command, shared by the T2I and T2V command lines."""
+    b = sub.add_parser("check")
+    b.add_argument("model_dir", nargs="?", default=str(default_out))
+    b.add_argument("--n", type=int, default=48)
+    b.add_argument("--steps", type=int, default=30)
+    b.add_argument("--guidance", type=float, default=5.0)
+    b.add_argument("--record", action="store_true", help="store the figures in zoo_info.json")
+
+
+def print_check(check_fn, args) -> None:
+    figures = check_fn(args.model_dir, n_prompts=args.n, steps=args.steps, guidance=args.guidance, record=args.record)
+    print(json.dumps(figures, indent=2))
+
+
 def train(
     out_dir: str | os.PathLike[str] = DEFAULT_OUT,
     quick: bool = False,
@@ -606,14 +692,7 @@ def train(
     stage can run before the text encoder exists).  ``warm_seconds`` / ``max_seconds`` cap
     the stages' wall time (see :func:`fit_epsilon`)."""
     t_start = time.perf_counter()
-    one_thread()
-    torch.manual_seed(seed)
-    comp = Path(components) if components is not None else default_components()
-    from diffusers import AutoencoderKL
-    from transformers import CLIPTokenizer
-
-    tok = CLIPTokenizer.from_pretrained(comp / "tokenizer")
-    vae = AutoencoderKL.from_pretrained(comp / "vae").eval().requires_grad_(False)
+    comp, tok, vae = setup_training(components, seed)
     n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
     steps = steps if steps is not None else (3 if quick else TRAIN_STEPS)
     warm_steps = warm_steps if warm_steps is not None else (2 if quick else WARM_STEPS)
@@ -627,46 +706,33 @@ def train(
     if log:
         log(f"data: {n_scenes} scenes, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
     fit_kw = dict(batch=batch, lr=LR, ema_decay=EMA_DECAY, log=log, log_every=1 if quick else 50)
-    te_cfg = comp / "text_encoder" / "config.json"
-    hidden = json.loads(te_cfg.read_text())["hidden_size"] if te_cfg.exists() else 64
-    unet = build_unet(hidden, latents.shape[-1], quick=quick)
+    unet = build_unet(text_hidden_size(comp), latents.shape[-1], quick=quick)
     key = _digest(
         "t2i-warm", n_scenes, warm_steps, warm_seconds, seed, batch, LR, EMA_DECAY, quick, float(latents.sum())
     )
     warm_path = Path(cache) / f"t2i-warm-{key}.pt" if cache is not None else None
-    figs = staged_fit(
+    return fit_and_save(
         unet,
         latents,
         caps,
         tok,
         comp,
+        out_dir,
+        "StableDiffusionPipeline",
+        warm_path=warm_path,
         warm_steps=warm_steps,
         steps=steps,
         seed=seed,
-        warm_path=warm_path,
+        quick=quick,
         warm_only=warm_only,
         warm_seconds=warm_seconds,
         max_seconds=max_seconds,
         fit_kw=fit_kw,
         log=log,
+        t_start=t_start,
+        prep=prep,
+        extra={"n_scenes": n_scenes},
     )
-    if warm_only:
-        figs["warm_path"] = str(warm_path)
-        return figs
-    figs.update(
-        warm_steps=warm_steps,
-        n_scenes=n_scenes,
-        latent_std=float(latents.std()),
-        prep_seconds=round(prep, 1),
-        params=sum(p.numel() for p in unet.parameters()),
-        size_bytes=sum(p.numel() * 4 for p in unet.parameters()),
-        components=os.path.relpath(comp, REPO) if comp.resolve().is_relative_to(REPO) else str(comp),
-        quick=quick,
-        seed=seed,
-    )
-    figs["train_seconds"] = round(time.perf_counter() - t_start, 1)
-    save_pipeline(out_dir, unet, comp, "StableDiffusionPipeline", extra=figs)
-    return figs
 
 
 def CLIPTextModel_from(comp: Path):
@@ -691,12 +757,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--warm-seconds", type=float, default=WARM_SECONDS, help="wall-time cap of the warm stage (0: none)")
     a.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="wall-time cap of the main stage (0: none)")
     a.add_argument("--components", help="folder with vae/, text_encoder/, tokenizer/ (default models/toy)")
-    b = sub.add_parser("check")
-    b.add_argument("model_dir", nargs="?", default=str(DEFAULT_OUT))
-    b.add_argument("--n", type=int, default=48)
-    b.add_argument("--steps", type=int, default=30)
-    b.add_argument("--guidance", type=float, default=5.0)
-    b.add_argument("--record", action="store_true", help="store the figures in zoo_info.json")
+    add_check_parser(sub, DEFAULT_OUT)
     args = ap.parse_args(argv)
     if args.cmd == "train":
         print(
@@ -718,12 +779,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         )
     else:
-        print(
-            json.dumps(
-                check(args.model_dir, n_prompts=args.n, steps=args.steps, guidance=args.guidance, record=args.record),
-                indent=2,
-            )
-        )
+        print_check(check, args)
 
 
 if __name__ == "__main__":

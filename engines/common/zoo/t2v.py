@@ -238,14 +238,7 @@ def train(
     defaults, memoised in ``cache``: what the committed model used); then the two stages of
     :func:`t2i.staged_fit` (stand-in text encoder, then the real one), as in :func:`t2i.train`."""
     t_start = time.perf_counter()
-    t2i.one_thread()
-    torch.manual_seed(seed)
-    comp = Path(components) if components is not None else t2i.default_components()
-    from diffusers import AutoencoderKL
-    from transformers import CLIPTokenizer
-
-    tok = CLIPTokenizer.from_pretrained(comp / "tokenizer")
-    vae = AutoencoderKL.from_pretrained(comp / "vae").eval().requires_grad_(False)
+    comp, tok, vae = t2i.setup_training(components, seed)
     n_scenes = n_scenes or (8 if quick else TRAIN_CLIPS)
     steps = steps if steps is not None else (2 if quick else TRAIN_STEPS)
     warm_steps = warm_steps if warm_steps is not None else (1 if quick else WARM_STEPS)
@@ -266,9 +259,7 @@ def train(
     prep = time.perf_counter() - t_start
     if log:
         log(f"data: {n} clips, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
-    te_cfg = comp / "text_encoder" / "config.json"
-    hidden = json.loads(te_cfg.read_text())["hidden_size"] if te_cfg.exists() else 64
-    unet = build_unet(hidden, latents.shape[-1], quick=quick)
+    unet = build_unet(t2i.text_hidden_size(comp), latents.shape[-1], quick=quick)
     if init_from == "t2i-warm":
         import tempfile
 
@@ -286,42 +277,33 @@ def train(
         "t2v-warm", n_scenes, warm_steps, warm_seconds, seed, batch, quick, init_key, float(latents.sum())
     )
     warm_path = Path(cache) / f"t2v-warm-{key}.pt" if cache is not None else None
-    figs = t2i.staged_fit(
+    return t2i.fit_and_save(
         unet,
         latents,
         caps,
         tok,
         comp,
+        out_dir,
+        "TextToVideoSDPipeline",
+        warm_path=warm_path,
         warm_steps=warm_steps,
         steps=steps,
         seed=seed,
-        warm_path=warm_path,
+        quick=quick,
         warm_only=warm_only,
         warm_seconds=warm_seconds,
         max_seconds=max_seconds,
         fit_kw=fit_kw,
         log=log,
+        t_start=t_start,
+        prep=prep,
+        extra={
+            "n_clips": n,
+            "frames": t_n,
+            "init_tensors": n_init,
+            "init_from": str(init_from) if init_from is not None else None,
+        },
     )
-    if warm_only:
-        figs["warm_path"] = str(warm_path)
-        return figs
-    figs.update(
-        warm_steps=warm_steps,
-        n_clips=n,
-        frames=t_n,
-        latent_std=float(latents.std()),
-        prep_seconds=round(prep, 1),
-        params=sum(p.numel() for p in unet.parameters()),
-        size_bytes=sum(p.numel() * 4 for p in unet.parameters()),
-        init_tensors=n_init,
-        init_from=str(init_from) if init_from is not None else None,
-        components=os.path.relpath(comp, t2i.REPO) if comp.resolve().is_relative_to(t2i.REPO) else str(comp),
-        quick=quick,
-        seed=seed,
-    )
-    figs["train_seconds"] = round(time.perf_counter() - t_start, 1)
-    t2i.save_pipeline(out_dir, unet, comp, "TextToVideoSDPipeline", extra=figs)
-    return figs
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -342,12 +324,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
     a.add_argument("--init-from", default="t2i-warm", help="2-D UNet folder, .pt state dict or t2i-warm")
     a.add_argument("--components")
-    b = sub.add_parser("check")
-    b.add_argument("model_dir", nargs="?", default=str(DEFAULT_OUT))
-    b.add_argument("--n", type=int, default=48)
-    b.add_argument("--steps", type=int, default=30)
-    b.add_argument("--guidance", type=float, default=5.0)
-    b.add_argument("--record", action="store_true", help="store the figures in zoo_info.json")
+    t2i.add_check_parser(sub, DEFAULT_OUT)
     args = ap.parse_args(argv)
     if args.cmd == "train":
         print(
@@ -371,12 +348,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         )
     else:
-        print(
-            json.dumps(
-                check(args.model_dir, n_prompts=args.n, steps=args.steps, guidance=args.guidance, record=args.record),
-                indent=2,
-            )
-        )
+        t2i.print_check(check, args)
 
 
 if __name__ == "__main__":

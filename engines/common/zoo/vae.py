@@ -26,7 +26,17 @@ import torch
 import torch.nn.functional as F
 
 from engines.common.zoo import data
-from engines.common.zoo._util import Timer, log, lr_at, progress, read_info, seed_all, set_threads, write_info
+from engines.common.zoo._util import (
+    Timer,
+    continue_info,
+    log,
+    lr_at,
+    progress,
+    read_info,
+    seed_all,
+    set_threads,
+    write_info,
+)
 from recut.models import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "vae"
@@ -184,11 +194,6 @@ def train(
         "train_time_s": round(train_time, 1),
         "metrics": metrics,
     }
-    if prior:
-        info["continued_from"] = {k: prior.get(k) for k in ("steps", "train_time_s", "metrics", "continued_from")}
-        info["total_train_time_s"] = round(
-            train_time + prior.get("total_train_time_s", prior.get("train_time_s", 0)), 1
-        )
-    write_info(out, info)
+    write_info(out, continue_info(info, prior, train_time))
     log(f"vae done: {info}")
     return info
