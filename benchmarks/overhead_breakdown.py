@@ -39,21 +39,10 @@ def _plan(spec_path: Path, store_root: str) -> Any:
 
 
 def _job(node: Any, refs: dict[str, Any], store_root: str, force: bool = False) -> Any:
-    from recut.runner import Job
+    import dataclasses
 
-    return Job(
-        method=node.method,
-        stage=node.stage.name,
-        kind=node.kind,
-        key=node.key,
-        reads=node.reads,
-        media=node.media,
-        model=node.model,
-        inputs={name: refs[key] for name, key in node.upstream.items()},
-        force=force,
-        store_root=store_root,
-        options=node.options,
-    )
+    job = node.job({name: refs[key] for name, key in node.upstream.items()}, store_root)
+    return dataclasses.replace(job, force=force)
 
 
 class _Probe:

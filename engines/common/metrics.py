@@ -281,6 +281,15 @@ METRICS: dict[str, Metric] = {
 }
 
 
+def _known(names: Iterable[str]) -> list[str]:
+    """``names`` as a list; raises ``KeyError(name)`` for the first unknown one."""
+    names = list(names)
+    for name in names:
+        if name not in METRICS:
+            raise KeyError(name)
+    return names
+
+
 def compute(
     names: Iterable[str],
     output: np.ndarray,
@@ -291,10 +300,7 @@ def compute(
 
     All names are checked before anything is computed.
     """
-    names = list(names)
-    for name in names:
-        if name not in METRICS:
-            raise KeyError(name)
+    names = _known(names)
     result: dict[str, float] = {}
     for name in names:
         metric = METRICS[name]
@@ -308,10 +314,7 @@ def compute(
 
 def evaluate_all(names: Iterable[str], ctx: Any) -> dict[str, float]:
     """Compute every named metric against an ``EvalContext``."""
-    names = list(names)
-    for name in names:
-        if name not in METRICS:
-            raise KeyError(name)
+    names = _known(names)
     result: dict[str, float] = {}
     for name in names:
         metric = METRICS[name]
