@@ -105,7 +105,9 @@ def test_batch_runs_specs_together(project: Project, prefect_api: str, monkeypat
 # Long enough (a few seconds per sample) that the kill below lands inside a sample,
 # not just after one was committed.
 SLOW_SPEC = (
-    BASE_SPEC.replace("count: 4", "count: 8").replace("steps: 4", "steps: 250").replace("strength: 0.5", "strength: 1.0")
+    BASE_SPEC.replace("count: 4", "count: 8")
+    .replace("steps: 4", "steps: 250")
+    .replace("strength: 0.5", "strength: 1.0")
 )
 
 
