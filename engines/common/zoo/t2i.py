@@ -261,6 +261,9 @@ def fit_epsilon(
     ema_decay: float = 0.999,
     max_seconds: float | None = None,
     min_snr: float | None = MIN_SNR,
+    schedule: str = "cosine",
+    save_every: int = 0,
+    on_checkpoint=None,
     log_every: int = 100,
     log=print,
 ) -> dict[str, Any]:
@@ -270,7 +273,11 @@ def fit_epsilon(
 
     Warm-up then cosine LR over the progress ``max(step / steps, elapsed / max_seconds)``;
     training stops when the progress reaches 1, so with ``max_seconds`` binding (a slow or
-    shared CPU) the run is shorter and no longer bit-reproducible (``stopped_by`` says which)."""
+    shared CPU) the run is shorter and no longer bit-reproducible (``stopped_by`` says which).
+
+    ``schedule="constant"`` keeps the LR flat after warm-up, so the EMA weights after ``k`` steps
+    of a long run equal those of a run with ``steps=k``; ``on_checkpoint(step, ema_unet)`` is then
+    called every ``save_every`` steps (the UNet passed holds the EMA weights only for the call)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     sched = ddpm_scheduler()
@@ -292,7 +299,9 @@ def fit_epsilon(
                 stopped_by = "time"
                 break
             prog = max(prog, el / max_seconds)
-        f = min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog))))
+        f = min(1.0, (step + 1) / warm)
+        if schedule == "cosine":
+            f *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
         for pg in opt.param_groups:
             pg["lr"] = lr * f
         idx = torch.randint(0, n, (batch,), generator=g)
@@ -319,6 +328,14 @@ def fit_epsilon(
         ema.update(unet, step)
         losses.append(loss.item())
         done = step + 1
+        if save_every and on_checkpoint is not None and done % save_every == 0 and done < steps:
+            live = [p.detach().clone() for p in unet.parameters()]
+            ema.copy_to(unet)
+            on_checkpoint(done, unet)
+            with torch.no_grad():
+                for p, v in zip(unet.parameters(), live, strict=True):
+                    p.copy_(v)
+            unet.train()
         if log and (step % log_every == 0 or step == steps - 1):
             el = time.perf_counter() - t0
             log(
@@ -335,6 +352,7 @@ def fit_epsilon(
         "lr": lr,
         "ema_decay": ema_decay,
         "min_snr_gamma": min_snr,
+        "schedule": schedule,
         "final_loss": float(np.mean(losses[-min(100, len(losses)) :])) if losses else float("nan"),
         "fit_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -384,7 +402,7 @@ def staged_fit(
                 steps=warm_steps,
                 seed=seed + 100,
                 max_seconds=warm_seconds,
-                **fit_kw,
+                **{k: v for k, v in fit_kw.items() if k != "on_checkpoint"},
             )
             if warm_path is not None:
                 warm_path.parent.mkdir(parents=True, exist_ok=True)
@@ -680,6 +698,8 @@ def train(
     warm_only: bool = False,
     warm_seconds: float | None = WARM_SECONDS,
     max_seconds: float | None = MAX_SECONDS,
+    schedule: str = "cosine",
+    save_every: int = 0,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2I UNet and save the pipeline folder; returns figures.
@@ -706,6 +726,7 @@ def train(
     if log:
         log(f"data: {n_scenes} scenes, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
     fit_kw = dict(batch=batch, lr=LR, ema_decay=EMA_DECAY, log=log, log_every=1 if quick else 50)
+    fit_kw.update(checkpointing(out_dir, comp, "StableDiffusionPipeline", schedule, save_every))
     unet = build_unet(text_hidden_size(comp), latents.shape[-1], quick=quick)
     key = _digest(
         "t2i-warm", n_scenes, warm_steps, warm_seconds, seed, batch, LR, EMA_DECAY, quick, float(latents.sum())
@@ -735,6 +756,25 @@ def train(
     )
 
 
+def checkpointing(out_dir, comp: Path, pipeline_class: str, schedule: str, save_every: int) -> dict[str, Any]:
+    """``fit_epsilon`` keywords that save the EMA pipeline every ``save_every`` steps to
+    ``out_dir/checkpoints/step-<k>/`` (each a loadable pipeline folder, checkable with ``check``)."""
+    kw: dict[str, Any] = {"schedule": schedule, "save_every": save_every}
+    if save_every:
+
+        def save(step: int, unet) -> None:
+            save_pipeline(Path(out_dir) / "checkpoints" / f"step-{step}", unet, comp, pipeline_class, {"steps": step})
+
+        kw["on_checkpoint"] = save
+    return kw
+
+
+def add_schedule_args(a) -> None:
+    """``--schedule`` and ``--save-every``, shared by the T2I and T2V command lines."""
+    a.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="LR after warm-up")
+    a.add_argument("--save-every", type=int, default=0, help="save the EMA pipeline every N steps (checkpoints/)")
+
+
 def CLIPTextModel_from(comp: Path):
     from transformers import CLIPTextModel
 
@@ -757,6 +797,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--warm-seconds", type=float, default=WARM_SECONDS, help="wall-time cap of the warm stage (0: none)")
     a.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="wall-time cap of the main stage (0: none)")
     a.add_argument("--components", help="folder with vae/, text_encoder/, tokenizer/ (default models/toy)")
+    add_schedule_args(a)
     add_check_parser(sub, DEFAULT_OUT)
     args = ap.parse_args(argv)
     if args.cmd == "train":
@@ -773,6 +814,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     components=args.components,
                     warm_seconds=args.warm_seconds,
                     max_seconds=args.max_seconds,
+                    schedule=args.schedule,
+                    save_every=args.save_every,
                 ),
                 indent=2,
                 default=str,
