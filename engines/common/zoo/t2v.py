@@ -229,6 +229,8 @@ def train(
     warm_only: bool = False,
     warm_seconds: float | None = WARM_SECONDS,
     max_seconds: float | None = MAX_SECONDS,
+    schedule: str = "cosine",
+    save_every: int = 0,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
@@ -272,6 +274,7 @@ def train(
     if log:
         log(f"init: {n_init} tensors from {init_from}")
     fit_kw = dict(batch=batch, lr=t2i.LR, ema_decay=t2i.EMA_DECAY, log=log, log_every=1 if quick else 25)
+    fit_kw.update(t2i.checkpointing(out_dir, comp, "TextToVideoSDPipeline", schedule, save_every))
     init_key = t2i._digest(*(float(v.float().sum()) for v in unet.state_dict().values()))
     key = t2i._digest(
         "t2v-warm", n_scenes, warm_steps, warm_seconds, seed, batch, quick, init_key, float(latents.sum())
@@ -324,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
     a.add_argument("--init-from", default="t2i-warm", help="2-D UNet folder, .pt state dict or t2i-warm")
     a.add_argument("--components")
+    t2i.add_schedule_args(a)
     t2i.add_check_parser(sub, DEFAULT_OUT)
     args = ap.parse_args(argv)
     if args.cmd == "train":
@@ -342,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     max_seconds=args.max_seconds,
                     init_from=args.init_from,
                     components=args.components,
+                    schedule=args.schedule,
+                    save_every=args.save_every,
                 ),
                 indent=2,
                 default=str,
