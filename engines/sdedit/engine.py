@@ -18,15 +18,18 @@ the schedule, the noise and the progress reporting are explicit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from engines.common import sampling
+from engines.common.sampling import Components, n_steps
 from engines.common.stages import EVALUATE, PREPROCESS, evaluate, preprocess
 from engines.sdedit.params import SDEditParams
 from recut import video
 from recut.engine import Engine, Stage, StageContext
+
+__all__ = ["ROLES", "SAMPLE", "SDEditEngine", "n_steps"]
 
 SAMPLE = Stage(
     name="sample",
@@ -55,30 +58,6 @@ SAMPLE = Stage(
 ROLES = {"image": "image", "video": "video"}
 
 
-@dataclass
-class _Components:
-    vae: Any
-    text_encoder: Any
-    tokenizer: Any
-    unet: Any
-    scheduler_config: Any
-    dtype: Any
-
-    @property
-    def vae_scale(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
-    def multiple(self) -> int:
-        """Frame sizes must be multiples of this (VAE factor x UNet downsamplings)."""
-        return self.vae_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)
-
-
-def n_steps(steps: int, strength: float) -> int:
-    """Number of denoising steps SDEdit runs: the last round(steps*strength)."""
-    return max(0, min(steps, round(steps * strength)))
-
-
 class SDEditEngine(Engine):
     name = "sdedit"
     description = (
@@ -94,7 +73,7 @@ class SDEditEngine(Engine):
 
     def __init__(self, model: Any = None, device: str = "cpu") -> None:
         super().__init__(model, device)
-        self._components: dict[str, _Components] = {}
+        self._components: dict[str, Components] = {}
 
     # -- model lifecycle -------------------------------------------------
     def load(self, variant: str | None = None) -> None:
@@ -110,7 +89,7 @@ class SDEditEngine(Engine):
             return
         self._get(variant)
 
-    def _get(self, variant: str) -> _Components:
+    def _get(self, variant: str) -> Components:
         comps = self._components.get(variant)
         if comps is None:
             comps = self._load_variant(variant)
@@ -118,87 +97,17 @@ class SDEditEngine(Engine):
             super().load()
         return comps
 
-    def _load_variant(self, variant: str) -> _Components:
-        from diffusers import (
-            AutoencoderKL,
-            DDIMScheduler,
-            UNet2DConditionModel,
-            UNet3DConditionModel,
-        )
-        from transformers import CLIPTextModel, CLIPTokenizer
+    def _load_variant(self, variant: str) -> Components:
+        from diffusers import UNet2DConditionModel, UNet3DConditionModel
 
         if self.model is None:
             raise RuntimeError("sdedit needs a model (ResolvedModel) to load")
-        role = ROLES[variant]
         unet_cls = UNet2DConditionModel if variant == "image" else UNet3DConditionModel
-        dtype = self.model.torch_dtype(self.device)
-
-        def get(cls: Any, sub: str, **kw: Any) -> Any:
-            return self.model.from_pretrained(cls, role, subfolder=sub, **kw)
-
-        tokenizer = get(CLIPTokenizer, "tokenizer")
-        scheduler = get(DDIMScheduler, "scheduler")
-        nets = {
-            "vae": get(AutoencoderKL, "vae", torch_dtype=dtype),
-            "text_encoder": get(CLIPTextModel, "text_encoder", dtype=dtype),
-            "unet": get(unet_cls, "unet", torch_dtype=dtype),
-        }
-        for net in nets.values():
-            net.to(self.device)
-            net.eval()
-            net.requires_grad_(False)
-        if (getattr(self.model, "options", None) or {}).get("attention_slicing") and hasattr(
-            nets["unet"], "set_attention_slice"
-        ):
-            nets["unet"].set_attention_slice("auto")
-        return _Components(
-            vae=nets["vae"],
-            text_encoder=nets["text_encoder"],
-            tokenizer=tokenizer,
-            unet=nets["unet"],
-            scheduler_config=scheduler.config,
-            dtype=dtype,
-        )
-
-    # -- helpers -----------------------------------------------------------
-    def _embed(self, c: _Components, text: str) -> Any:
-        import torch
-
-        tok = c.tokenizer(
-            [text],
-            padding="max_length",
-            max_length=c.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        )
-        ids = tok.input_ids.to(self.device)
-        with torch.inference_mode():
-            return c.text_encoder(ids)[0].to(c.dtype)
-
-    def _encode(self, c: _Components, frames: np.ndarray, batch: int) -> Any:
-        """uint8 [T,H,W,3] -> scaled latents [T,C,h,w] (VAE posterior mean)."""
-        import torch
-
-        out = []
-        for i in range(0, len(frames), batch):
-            x = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch]))
-            x = x.permute(0, 3, 1, 2).to(self.device, c.dtype) / 127.5 - 1.0
-            out.append(c.vae.encode(x).latent_dist.mode())
-        return torch.cat(out) * c.vae.config.scaling_factor
-
-    def _decode(self, c: _Components, latents: Any, batch: int) -> np.ndarray:
-        """scaled latents [T,C,h,w] -> uint8 [T,H,W,3]."""
-        out = []
-        for i in range(0, latents.shape[0], batch):
-            x = c.vae.decode(latents[i : i + batch] / c.vae.config.scaling_factor).sample
-            x = ((x.float() / 2 + 0.5).clamp(0, 1) * 255).round().to("cpu")
-            out.append(x.permute(0, 2, 3, 1).numpy().astype(np.uint8))
-        return np.concatenate(out)
+        return sampling.load_components(self.model, ROLES[variant], unet_cls, self.device)
 
     # -- stages ------------------------------------------------------------
     def sample(self, ctx: StageContext) -> dict[str, Any]:
         import torch
-        from diffusers import DDIMScheduler
 
         v = ctx.values
         strength = float(v["params.strength"])
@@ -216,17 +125,14 @@ class SDEditEngine(Engine):
         t_len, height, width = (int(s) for s in frames.shape[:3])
 
         c = self._get(variant)
-        # pad (edge) to the size the VAE + UNet need; cropped back after decoding
+        # 1. pad (edge) to the size the VAE + UNet need; cropped back after decoding
         m = c.multiple
         ph, pw = (-height) % m, (-width) % m
         padded = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else frames
 
-        sched = DDIMScheduler.from_config(c.scheduler_config)
-        sched.set_timesteps(steps, device=self.device)
-        n = n_steps(steps, strength)
-        start = steps - n
-        timesteps = sched.timesteps[start:]
-
+        # 2. the strength's timesteps
+        sched, timesteps = sampling.schedule(c.scheduler_config, steps, strength, self.device)
+        n = len(timesteps)
         gen = torch.Generator(device="cpu").manual_seed(int(ctx.seed))
         do_cfg = guidance > 1.0
 
@@ -234,52 +140,45 @@ class SDEditEngine(Engine):
             return torch.randn(shape, generator=gen, dtype=torch.float32).to(self.device, c.dtype)
 
         with torch.inference_mode():
-            cond = self._embed(c, prompt)
-            uncond = self._embed(c, negative) if do_cfg else None
-            latents = self._encode(c, padded, frame_batch)  # [T,C,h,w]
+            cond = sampling.embed(c, prompt, self.device)
+            uncond = sampling.embed(c, negative, self.device) if do_cfg else None
+            latents = sampling.encode(c, padded, frame_batch, self.device)  # [T,C,h,w]
             if n > 0:
+                # 3. noise and denoise: the clip as one latent, or frame batches with one shared noise
                 if variant == "video":
                     latents = latents.permute(1, 0, 2, 3).unsqueeze(0)  # [1,C,T,h,w]
-                    noise = randn(tuple(latents.shape))
-                else:
-                    # the same noise for every frame
-                    noise = randn((1, *latents.shape[1:])).expand_as(latents)
-                if strength >= 1.0:
-                    latents = noise * sched.init_noise_sigma  # pure noise: text-to-image/video
-                else:
-                    latents = sched.add_noise(latents, noise, timesteps[:1])
+                    shape = tuple(latents.shape)
+                    noise = randn(shape)
 
-                for i, t in enumerate(timesteps, start=1):
-                    if variant == "video":
-                        eps = self._eps(c.unet, latents, t, cond, uncond, guidance)
-                        var_noise = randn(tuple(latents.shape)) if eta > 0 else None
-                    else:
-                        eps = torch.cat(
+                    def var_noise() -> Any:
+                        return randn(shape)
+
+                    def eps_fn(x: Any, t: Any) -> Any:
+                        return sampling.guided_eps(c.unet, x, t, cond, uncond, guidance)
+
+                else:
+                    like = latents
+
+                    def var_noise() -> Any:
+                        return randn((1, *like.shape[1:])).expand_as(like)
+
+                    noise = var_noise()
+
+                    def eps_fn(x: Any, t: Any) -> Any:
+                        return torch.cat(
                             [
-                                self._eps(c.unet, latents[j : j + frame_batch], t, cond, uncond, guidance)
-                                for j in range(0, latents.shape[0], frame_batch)
+                                sampling.guided_eps(c.unet, x[j : j + frame_batch], t, cond, uncond, guidance)
+                                for j in range(0, x.shape[0], frame_batch)
                             ]
                         )
-                        var_noise = randn((1, *latents.shape[1:])).expand_as(latents) if eta > 0 else None
-                    latents = sched.step(eps, t, latents, eta=eta, variance_noise=var_noise).prev_sample
-                    ctx.progress(i, n)
+
+                latents = sampling.denoise(
+                    sched, timesteps, latents, eps_fn, noise, strength, eta, var_noise, ctx.progress
+                )
                 if variant == "video":
                     latents = latents.squeeze(0).permute(1, 0, 2, 3)  # back to [T,C,h,w]
-            out = self._decode(c, latents, frame_batch)
+            out = sampling.decode(c, latents, frame_batch)
 
         out = np.ascontiguousarray(out[:, :height, :width])
         video.save_frames(ctx.out_dir / "frames.npy", out)
         return {"frames": t_len, "height": height, "width": width, "fps": fps, "steps_run": n}
-
-    @staticmethod
-    def _eps(unet: Any, latents: Any, t: Any, cond: Any, uncond: Any, guidance: float) -> Any:
-        """Noise prediction with classifier-free guidance for a batch of latents."""
-        import torch
-
-        b = latents.shape[0]
-        if uncond is None:
-            return unet(latents, t, encoder_hidden_states=cond.repeat(b, 1, 1)).sample
-        x = torch.cat([latents, latents])
-        ctx = torch.cat([uncond.repeat(b, 1, 1), cond.repeat(b, 1, 1)])
-        e_u, e_c = unet(x, t, encoder_hidden_states=ctx).sample.chunk(2)
-        return e_u + guidance * (e_c - e_u)
