@@ -30,6 +30,12 @@ class Profile:
     cuda_dtype: str = "float32"
     local: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    #: Video profiles: the sampling cascade, base model first. Each stage is a dict
+    #: ``{role, width, height, frames}``; a later stage is a video-to-video
+    #: super-resolution model (``kind: v2v``) with ``from: [width, height, frames]``
+    #: (what it takes from the previous stage) and its noise ``strength``.
+    #: Used by the ``dreamix`` engine; part of the model identity when present.
+    cascade: tuple[dict[str, Any], ...] = ()
 
 
 PROFILES: dict[str, Profile] = {
@@ -40,6 +46,18 @@ PROFILES: dict[str, Profile] = {
             "Randomly initialised, config-built diffusers/transformers models kept in "
             "the repo (3.6 MB). Exercises every code path; outputs are noise.",
             {"image": "models/tiny-random/sd", "video": "models/tiny-random/t2v"},
+            cascade=(
+                {"role": "video", "width": 32, "height": 32, "frames": 4},
+                {
+                    "role": "video",
+                    "kind": "v2v",
+                    "width": 64,
+                    "height": 64,
+                    "frames": 4,
+                    "from": [32, 32, 4],
+                    "strength": 0.5,
+                },
+            ),
         ),
         Profile(
             "toy",
@@ -53,6 +71,7 @@ PROFILES: dict[str, Profile] = {
                 "depth": "models/toy/depth",
                 "vae": "models/toy/vae",
             },
+            cascade=({"role": "video", "width": 64, "height": 64, "frames": 8},),
         ),
         Profile(
             "sd15",
@@ -68,6 +87,7 @@ PROFILES: dict[str, Profile] = {
             {"video": "damo-vilab/text-to-video-ms-1.7b"},
             cuda_dtype="float16",
             local=False,
+            cascade=({"role": "video", "width": 256, "height": 256, "frames": 16},),
         ),
         Profile(
             "clip-vit-l14",
@@ -77,10 +97,23 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "zeroscope",
-            "Zeroscope v2 576w (576x320, 24 frames), ModelScope-layout.",
-            {"video": "cerspense/zeroscope_v2_576w"},
+            "Zeroscope v2 576w (576x320, 24 frames), ModelScope-layout; cascade: the XL model "
+            "upscales its output to 1024x576 as a video-to-video stage.",
+            {"video": "cerspense/zeroscope_v2_576w", "video_xl": "cerspense/zeroscope_v2_XL"},
             cuda_dtype="float16",
             local=False,
+            cascade=(
+                {"role": "video", "width": 576, "height": 320, "frames": 24},
+                {
+                    "role": "video_xl",
+                    "kind": "v2v",
+                    "width": 1024,
+                    "height": 576,
+                    "frames": 24,
+                    "from": [576, 320, 24],
+                    "strength": 0.6,
+                },
+            ),
         ),
     ]
 }
@@ -100,6 +133,8 @@ class ResolvedModel:
     dtype: str = "float32"
     identity: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    #: The profile's sampling cascade (see :class:`Profile`); empty for ``repo``/``path`` models.
+    cascade: tuple[dict[str, Any], ...] = ()
 
     def location(self, role: str) -> str:
         """Local folder or hub id for ``role`` (``image``, ``video``, ...)."""
@@ -162,12 +197,17 @@ def _dir_digest(folder: Path) -> str:
 _DIGESTS: dict[str, str] = {}
 
 
-def _identity(components: dict[str, str], revision: str | None, dtype: str) -> str:
+def _identity(
+    components: dict[str, str], revision: str | None, dtype: str, cascade: tuple[dict[str, Any], ...] = ()
+) -> str:
     parts = {}
     for role, loc in sorted(components.items()):
         p = Path(loc)
         parts[role] = ("sha256:" + _dir_digest(p)) if p.is_dir() else f"hub:{loc}@{revision or 'main'}"
-    blob = json.dumps({"components": parts, "dtype": dtype}, sort_keys=True)
+    desc: dict[str, Any] = {"components": parts, "dtype": dtype}
+    if cascade:
+        desc["cascade"] = list(cascade)
+    blob = json.dumps(desc, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -185,7 +225,8 @@ def resolve(
         prof = PROFILES[profile]
         comps = {role: str(REPO_ROOT / loc) if prof.local else loc for role, loc in prof.components.items()}
         dt = dtype or prof.cuda_dtype
-        return ResolvedModel(profile, comps, revision, dt, _identity(comps, revision, dt), dict(prof.options))
+        ident = _identity(comps, revision, dt, prof.cascade)
+        return ResolvedModel(profile, comps, revision, dt, ident, dict(prof.options), tuple(prof.cascade))
     loc = str(path) if path is not None else str(repo)
     comps = {"image": loc, "video": loc, "clip": loc, "depth": loc}
     dt = dtype or "float32"
