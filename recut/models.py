@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,23 @@ class Profile:
     #: (what it takes from the previous stage) and its noise ``strength``.
     #: Used by the ``dreamix`` engine; part of the model identity when present.
     cascade: tuple[dict[str, Any], ...] = ()
+
+
+#: The toy zoo's models one by one: profile ``toy-<name>`` -> (role, folder under models/toy, what it is).
+TOY_COMPONENTS = {
+    "toy-t2i": ("image", "t2i", "SD-1.5-layout text-to-image pipeline (StableDiffusionPipeline)"),
+    "toy-t2v": ("video", "t2v", "ModelScope-layout text-to-video pipeline (TextToVideoSDPipeline)"),
+    "toy-clip": ("clip", "clip", "CLIP, text and vision towers (CLIPModel + CLIPProcessor)"),
+    "toy-vae": ("vae", "vae", "VAE (AutoencoderKL), latents 4x16x16"),
+    "toy-depth": ("depth", "depth", "monocular depth (DPTForDepthEstimation)"),
+}
+
+
+def _toy_component_profiles() -> list[Profile]:
+    return [
+        Profile(name, f"One model of the toy zoo: {what}; trained on recut.toy scenes.", {role: f"models/toy/{folder}"})
+        for name, (role, folder, what) in TOY_COMPONENTS.items()
+    ]
 
 
 PROFILES: dict[str, Profile] = {
@@ -73,6 +92,7 @@ PROFILES: dict[str, Profile] = {
             },
             cascade=({"role": "video", "width": 64, "height": 64, "frames": 8},),
         ),
+        *_toy_component_profiles(),
         Profile(
             "sd15",
             "Stable Diffusion 1.5 (512x512), the image backbone of SDEdit and Video-P2P.",
@@ -115,12 +135,65 @@ PROFILES: dict[str, Profile] = {
                 },
             ),
         ),
+        Profile(
+            "dpt-large",
+            "DPT-Large monocular depth (DPTForDepthEstimation), the depth extractor of Gen-1-style conditioning.",
+            {"depth": "Intel/dpt-large"},
+            local=False,
+        ),
+        Profile(
+            "svd",
+            "Stable Video Diffusion img2vid-xt (1024x576, 25 frames), image-to-video.",
+            {"image2video": "stabilityai/stable-video-diffusion-img2vid-xt"},
+            cuda_dtype="float16",
+            local=False,
+        ),
     ]
 }
 
 
 class ModelNotAvailable(RuntimeError):
     """A profile's weights are not on this machine."""
+
+
+@contextmanager
+def hub_offline() -> Iterator[None]:
+    """huggingface_hub in offline mode while loading, unless RECUT_ALLOW_DOWNLOAD=1.
+
+    ``local_files_only`` alone is not enough: huggingface_hub 2.x still fetches
+    its agent registry from huggingface.co while building request headers
+    (measured in tests/test_models.py), so recut turns the hub's offline switch
+    on for the duration of a load.
+    """
+    if os.environ.get("RECUT_ALLOW_DOWNLOAD") == "1":
+        yield
+        return
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def in_local_cache(repo: str, revision: str | None = None) -> bool:
+    """Whether hub id ``repo`` is in the local Hugging Face cache (looks at files only; no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in ("model_index.json", "config.json"):
+        if isinstance(try_to_load_from_cache(repo, name, revision=revision), str):
+            return True
+    return False
+
+
+def availability(profile: str) -> str:
+    """``"in repo"``, ``"in local cache"`` or ``"not on this machine"`` (every component must be there)."""
+    prof = PROFILES[profile]
+    if prof.local:
+        return "in repo" if all((REPO_ROOT / loc).is_dir() for loc in prof.components.values()) else "missing"
+    return "in local cache" if all(in_local_cache(loc) for loc in prof.components.values()) else "not on this machine"
 
 
 @dataclass(frozen=True)
@@ -161,13 +234,14 @@ class ResolvedModel:
             if self.revision:
                 kw.setdefault("revision", self.revision)
         try:
-            return cls.from_pretrained(loc, **kw)
+            with hub_offline():
+                return cls.from_pretrained(loc, **kw)
         except (OSError, EnvironmentError, ValueError) as exc:  # noqa: UP024 - explicit for readers
             if Path(loc).is_dir():
                 raise ModelNotAvailable(f"cannot load {cls.__name__} from {loc}: {exc}") from exc
             raise ModelNotAvailable(
-                f"model {self.name!r} ({loc}) is not in the local Hugging Face cache; recut never "
-                "downloads at run time. On a machine with network run "
+                f"model {self.name!r} ({loc}) is not on this machine (not in the local Hugging Face "
+                "cache); recut never downloads at run time. On a machine with network run "
                 f"`huggingface-cli download {loc}` (or set RECUT_ALLOW_DOWNLOAD=1)."
             ) from exc
 
