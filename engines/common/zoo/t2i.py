@@ -283,7 +283,8 @@ def fit_epsilon(
     sched = ddpm_scheduler()
     acp = sched.alphas_cumprod.float()
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
-    warm = max(1, min(100, steps // 10))
+    # a constant schedule's warm-up must not depend on `steps`, so step k of a long run equals a k-step run
+    warm = max(1, min(100, steps // 10)) if schedule == "cosine" else 100
     ema = EMA(unet, ema_decay)
     unet.train()
     n = latents.shape[0]
