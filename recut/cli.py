@@ -301,14 +301,33 @@ def run(
     for s in summary["specs"]:
         out.print(f"[bold]{s['spec']}[/bold] -> {s['output_dir']}")
         for slug, o in s["outputs"].items():
-            ms = "  ".join(f"{k}={v:.4g}" for k, v in o["metrics"].items() if isinstance(v, (int, float)))
-            out.print(f"  {slug}: {', '.join(Path(f).name for f in o['files'].values())}  {ms}", markup=False)
+            out.print(f"  {slug}: {', '.join(Path(f).name for f in o['files'].values())}", markup=False)
+            for line in metric_lines(o["metrics"]):
+                out.print(f"    {line}", markup=False)
     out.print(
         f"{summary['computed']} computed, {summary['cached']} cached, "
         f"{summary['wall_seconds']:.1f}s; dvc: {summary['dvc']}",
         markup=False,
     )
     _fail_on_dvc(summary)
+
+
+def metric_lines(metrics: dict[str, Any], width: int = 100) -> list[str]:
+    """Metrics as ``name=value`` lines (numbers to 4 significant digits); a skipped metric gets
+    its own line with the reason (``lpips: skipped: no LPIPS weights ...``)."""
+    lines: list[str] = []
+    cur = ""
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            item = f"{k}={v:.4g}"
+            if cur and len(cur) + 2 + len(item) > width:
+                lines.append(cur)
+                cur = ""
+            cur = f"{cur}  {item}" if cur else item
+    if cur:
+        lines.append(cur)
+    lines += [f"{k}: {v}" for k, v in metrics.items() if not isinstance(v, (int, float))]
+    return lines
 
 
 def _fail_on_dvc(summary: dict[str, Any]) -> None:
@@ -354,12 +373,12 @@ def methods() -> None:
 @_guard
 def profiles() -> None:
     """List model profiles."""
-    from recut.models import PROFILES
+    from recut.models import PROFILES, availability
 
     for p in PROFILES.values():
         where = "in repo" if p.local else "hub id, local cache only"
         comps = ", ".join(f"{r}={loc}" for r, loc in p.components.items())
-        out.print(f"[bold]{p.name}[/bold] ({where}): {p.description}\n   {comps}")
+        out.print(f"[bold]{p.name}[/bold] ({where}): {p.description}\n   {comps}; {availability(p.name)}")
 
 
 @app.command()
@@ -370,6 +389,8 @@ def metrics() -> None:
 
     for m in METRICS.values():
         out.print(f"[bold]{m.name}[/bold]: {m.description}")
+        if m.outputs:
+            out.print(f"   also reports {', '.join(m.outputs)}", markup=False)
 
 
 @app.command("dvc-stages")

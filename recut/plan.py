@@ -189,7 +189,21 @@ def _evaluate_view(spec: SpecBase) -> dict[str, Any]:
     ev = spec.evaluation
     clip = _clip_model(spec)
     mask = ev.mask if isinstance(ev.mask, str) else "file:" + file_digest(ev.mask)
-    return {"metrics": list(ev.metrics), "clip": clip.identity if clip else None, "mask": mask}
+    lpips = _lpips_weights(spec)
+    return {
+        "metrics": list(ev.metrics),
+        "clip": clip.identity if clip else None,
+        "mask": mask,
+        "trajectory": ev.trajectory.model_dump(mode="json") if ev.trajectory is not None else None,
+        # LPIPS weights by content: weights that appear later turn a skipped LPIPS into a computed one.
+        "lpips": ("sha256:" + file_digest(lpips) if lpips else "absent") if "lpips" in ev.metrics else None,
+    }
+
+
+def _lpips_weights(spec: SpecBase) -> Path | None:
+    from engines.common.lpips import find_weights
+
+    return find_weights()[0] if "lpips" in spec.evaluation.metrics else None
 
 
 def _runtime_view(spec: SpecBase) -> dict[str, Any]:
@@ -198,6 +212,7 @@ def _runtime_view(spec: SpecBase) -> dict[str, Any]:
     return {
         "clip": clip.location("clip") if clip else None,
         "mask_file": None if isinstance(ev.mask, str) else str(ev.mask),
+        "lpips_weights": str(w) if (w := _lpips_weights(spec)) else None,
     }
 
 

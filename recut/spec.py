@@ -9,6 +9,7 @@ built from the engine registry, so a new engine folder extends the schema.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -250,6 +253,44 @@ class Outputs(_Strict):
 DEFAULT_METRICS = ("psnr", "ssim", "temporal_l1", "flow_warp_error")
 
 
+Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class TrajectoryRequest(_Strict):
+    """The path an object should follow, for `toy_trajectory_error`."""
+
+    object: int | None = Field(
+        None,
+        ge=0,
+        description="Which object (its index in the edit's prompt, which pairs with `input.toy.objects`). "
+        "Default: the first object the prompt changes, else 0.",
+    )
+    path: Literal["truth", "prompt"] | list[tuple[Coordinate, Coordinate] | None] = Field(
+        "truth",
+        description="`truth`: the object's ground-truth track in the input (it should stay on its path); "
+        "`prompt`: the track the toy renderer gives the object with the prompt's attributes (e.g. a new "
+        "motion); or one image-space point [x, y] in pixels per output frame (null = no request for that "
+        "frame). The camera pan is removed from both the path and the judged track.",
+    )
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, v: Any) -> Any:
+        # checked here, so that a bad value gives one message instead of one per union branch
+        if isinstance(v, str) and v in ("truth", "prompt"):
+            return v
+        if not isinstance(v, list):
+            raise ValueError(f"expected `truth`, `prompt` or a list of [x, y] points, got {v!r}")
+        for i, p in enumerate(v):
+            finite = isinstance(p, (list, tuple)) and len(p) == 2
+            finite = finite and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
+            if p is not None and not (finite and all(math.isfinite(c) for c in p)):
+                raise ValueError(f"point {i}: expected [x, y] (finite pixel coordinates) or null, got {p!r}")
+        if all(p is None for p in v):
+            raise ValueError("give at least one [x, y] point (null means no request for that frame)")
+        return v
+
+
 class EvaluateSpec(_Strict):
     """What the evaluate stage measures for every output."""
 
@@ -269,6 +310,11 @@ class EvaluateSpec(_Strict):
         "scene's edited objects), `engine` (the engine's own edit mask), a .npy file of bool [T,H,W] "
         "or [H,W] (True = edited), `none`, or `auto` (engine, else truth, else none).",
     )
+    trajectory: TrajectoryRequest | None = Field(
+        None,
+        description="The requested path of `toy_trajectory_error` (toy inputs): {object, path}. "
+        "Default when that metric is asked for: {path: truth}.",
+    )
 
     @field_validator("mask", mode="before")
     @classmethod
@@ -276,6 +322,18 @@ class EvaluateSpec(_Strict):
         if isinstance(v, str) and v in ("auto", "truth", "engine", "none"):
             return v
         return _existing_file(v, info)
+
+
+def _evaluate_form(v: Any) -> str:
+    return "list" if isinstance(v, list) else "object"
+
+
+#: `evaluate` is a list of metric names or an object; the discriminator picks the branch, so a
+#: mistake in one form is not also reported as a mismatch of the other.
+EvaluateField = Annotated[
+    Annotated[EvaluateSpec, Tag("object")] | Annotated[list[str], Tag("list")],
+    Discriminator(_evaluate_form),
+]
 
 
 class SpecBase(_Strict):
@@ -294,7 +352,7 @@ class SpecBase(_Strict):
         description="Cartesian sweep: dotted parameter path (e.g. `params.strength`, `seed`) "
         "-> list of values. Stages that do not read a swept path are shared.",
     )
-    evaluate: EvaluateSpec | list[str] = Field(
+    evaluate: EvaluateField = Field(
         default_factory=lambda: EvaluateSpec(),
         description="Metrics computed for every output (see `recut metrics`): a list of names, "
         "or {metrics, clip, mask}.",
@@ -418,7 +476,9 @@ def _line_for(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | 
 def _clean_loc(loc: tuple[Any, ...], method: str | None) -> tuple[Any, ...]:
     """Drop the union tag pydantic inserts (e.g. ``('sdedit', 'params', ...)``)."""
     if loc and method is not None and loc[0] == method:
-        return loc[1:]
+        loc = loc[1:]
+    if len(loc) >= 2 and loc[0] == "evaluate" and loc[1] in ("object", "list"):  # EvaluateField's branch tag
+        loc = (loc[0], *loc[2:])
     return loc
 
 
@@ -551,6 +611,10 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
         if m not in METRICS:
             where = f"evaluate.{i}" if listed else f"evaluate.metrics.{i}"
             issues.append((where, f"unknown metric {m!r}; known: {', '.join(sorted(METRICS))}"))
+    if all(m in METRICS for m in spec.evaluation.metrics):
+        from engines.common.evaluation import check_evaluate
+
+        issues.extend(check_evaluate(spec, listed))
 
     for key, values in spec.sweep.items():
         where = f"sweep.{key}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -182,8 +183,8 @@ def test_compute_and_unknown_metric():
     assert compute(["psnr", "ssim", "temporal_l1"], a, b) == res  # deterministic
     assert compute(["temporal_l1"], a, None) == {"temporal_l1": temporal_l1(a)}
     with pytest.raises(KeyError) as info:
-        compute(["psnr", "lpips"], a, b)
-    assert info.value.args == ("lpips",)
+        compute(["psnr", "no_such_metric"], a, b)
+    assert info.value.args == ("no_such_metric",)
     with pytest.raises(ValueError):
         compute(["psnr"], a, None)
 
@@ -203,3 +204,98 @@ def test_flow_warp_error_compensates_motion_and_catches_flicker() -> None:
     # brightness flicker is not motion: large error
     assert flow_warp_error(flicker) > 10 * flow_warp_error(moving)
     assert flow_warp_error(moving[:1]) == 0.0
+
+
+# ------------------------------------------------------------------ trajectory error
+
+
+def test_trajectory_error_is_the_mean_distance_over_counted_frames() -> None:
+    from engines.common.metrics import trajectory_error
+
+    path = np.array([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [30.0, 0.0]])
+    track = path + np.array([[3.0, 4.0], [0.0, 0.0], [0.0, 2.0], [100.0, 0.0]])  # distances 5, 0, 2, 100
+    assert trajectory_error(track, path) == pytest.approx((5 + 0 + 2 + 100) / 4)
+    visible = np.array([True, True, True, False])  # no request at the last frame
+    assert trajectory_error(track, path, visible) == pytest.approx(7 / 3)
+    lost = track.copy()
+    lost[0] = np.nan  # the object was not found in frame 0
+    assert trajectory_error(lost, path, visible) == pytest.approx(1.0)
+    assert trajectory_error(track, path, np.zeros(4, bool)) != trajectory_error(track, path, np.zeros(4, bool))  # NaN
+    assert trajectory_error(path, path) == 0.0
+    with pytest.raises(ValueError, match=r"\[T, 2\]"):
+        trajectory_error(track[:3], path)
+    with pytest.raises(ValueError, match="visible"):
+        trajectory_error(track, path, np.ones(3, bool))
+
+
+# ------------------------------------------------------------------ LPIPS
+
+
+def _write_lpips_weights(path, seed: int = 0, layout: str = "lpips") -> None:
+    """Randomly initialised LPIPS weights in the layout of the reference package (or torchvision's)."""
+    import torch
+
+    from engines.common.lpips import ALEX_CONVS
+
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for k, (idx, cin, cout, ks, _, _) in enumerate(ALEX_CONVS):
+        prefix = f"net.slice{k + 1}.{idx}" if layout == "lpips" else f"features.{idx}"
+        state[f"{prefix}.weight"] = torch.randn(cout, cin, ks, ks, generator=g) * (2.0 / (cin * ks * ks)) ** 0.5
+        state[f"{prefix}.bias"] = torch.zeros(cout)
+        head = f"lin{k}.model.1.weight" if layout == "lpips" else f"lin{k}.weight"
+        state[head] = torch.rand(1, cout, 1, 1, generator=g)  # the heads are non-negative, as trained
+    torch.save(state, path)
+
+
+def test_lpips_with_local_weights_is_zero_for_identity_and_grows_with_distortion(tmp_path, monkeypatch) -> None:
+    from engines.common.evaluation import EvalContext
+    from engines.common.lpips import ENV_VAR, find_weights, lpips_distance
+    from engines.common.metrics import evaluate_all
+    from recut.video import make_test_frames
+
+    weights = tmp_path / "alex.pth"
+    _write_lpips_weights(weights)
+    monkeypatch.setenv(ENV_VAR, str(weights))
+    assert find_weights() == (weights, "")
+    clip = make_test_frames(frames=3, width=64, height=64)
+    rng = np.random.default_rng(0)
+    scores = []
+    for sigma in (0, 8, 25, 70):
+        noisy = np.clip(clip + rng.normal(0, sigma, clip.shape), 0, 255).astype(np.uint8)
+        scores.append(evaluate_all(["lpips"], EvalContext(noisy, clip, lpips_weights=str(weights)))["lpips"])
+    assert scores[0] == 0.0
+    assert all(b > a for a, b in itertools.pairwise(scores)), scores
+    # per frame, and symmetric
+    noisy = np.clip(clip + rng.normal(0, 25, clip.shape), 0, 255).astype(np.uint8)
+    d = lpips_distance(noisy, clip, weights)
+    assert d.shape == (3,) and np.allclose(d, lpips_distance(clip, noisy, weights), atol=1e-6)
+    # torchvision's key layout loads to the same network
+    other = tmp_path / "tv.pth"
+    _write_lpips_weights(other, layout="torchvision")
+    assert np.allclose(lpips_distance(noisy, clip, other), d, atol=1e-6)
+
+
+def test_lpips_weights_of_the_wrong_shape_are_a_clear_error(tmp_path) -> None:
+    import torch
+
+    from engines.common.lpips import load_lpips
+
+    bad = tmp_path / "bad.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match=r"features\.0\.weight has shape"):
+        load_lpips(str(bad))
+
+
+def test_lpips_without_weights_is_skipped_with_the_reason(tmp_path, monkeypatch) -> None:
+    from engines.common.evaluation import EvalContext
+    from engines.common.lpips import ENV_VAR, find_weights
+    from engines.common.metrics import evaluate_all
+
+    missing = tmp_path / "nowhere" / "alex.pth"
+    monkeypatch.setenv(ENV_VAR, str(missing))
+    assert find_weights() == (None, f"no LPIPS weights: ${ENV_VAR} is {str(missing)!r}, which is not a file")
+    x = _rand((2, 16, 16, 3))
+    got = evaluate_all(["psnr", "lpips"], EvalContext(x, x))
+    assert got["psnr"] == 100.0
+    assert got["lpips"].startswith("skipped: no LPIPS weights") and str(missing) in got["lpips"]

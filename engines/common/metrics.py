@@ -1,10 +1,17 @@
 """Video quality metrics on ``uint8`` RGB frames ``[T, H, W, 3]``.
 
-Every metric is a function ``fn(output, reference, mask=None) -> float``.
+A plain metric is a function ``fn(output, reference, mask=None) -> float``.
 ``mask`` is an optional boolean array ``[T, H, W]``; ``True`` marks the pixels
 to measure, so e.g. ``psnr(out, ref, ~edit_mask)`` scores how well the
-unedited background was preserved.  All metrics are pure numpy/OpenCV and
+unedited background was preserved.  These are pure numpy/OpenCV and
 deterministic.
+
+A *contextual* metric takes an ``EvalContext`` (engines.common.evaluation):
+CLIP scores, masked fidelity, LPIPS and the toy ground-truth metrics.  It may
+report several values (``Metric.outputs``, e.g. ``toy_edit_success`` also
+reports ``toy_edit_colour``), and may be *skipped* with a reason (LPIPS
+without local weights): it raises :class:`MetricSkipped` and its values become
+the string ``"skipped: <reason>"`` in metrics.json.
 """
 
 from __future__ import annotations
@@ -16,9 +23,28 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["METRICS", "Metric", "compute", "flow_warp_error", "psnr", "ssim", "temporal_l1"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "MetricSkipped",
+    "compute",
+    "evaluate_all",
+    "flow_warp_error",
+    "psnr",
+    "ssim",
+    "temporal_l1",
+    "trajectory_error",
+]
 
 MetricFn = Callable[[np.ndarray, "np.ndarray | None", "np.ndarray | None"], float]
+
+
+class MetricSkipped(Exception):
+    """A metric that cannot run here (e.g. no local weights); the message says why."""
+
+
+#: Prefix of a skipped metric's value in metrics.json.
+SKIPPED = "skipped: "
 
 #: PSNR reported for identical inputs (and the cap for near-identical ones).
 PSNR_CAP_DB = 100.0
@@ -202,11 +228,36 @@ def flow_warp_error(
     return total / count if count else 0.0
 
 
+def trajectory_error(track: np.ndarray, path: np.ndarray, visible: np.ndarray | None = None) -> float:
+    """Mean Euclidean distance in pixels between an object's ``track`` and a requested ``path``.
+
+    ``track`` and ``path`` are ``[T, 2]`` points ``(x, y)`` in the same coordinates (e.g. both
+    with a camera pan removed).  A frame counts when ``visible[t]`` (the path asks for a point
+    there; default: every frame) and both points are finite (NaN in ``track`` = the object was
+    not found in that frame).  Returns NaN when no frame counts.
+    """
+    tr = np.asarray(track, dtype=np.float64)
+    pa = np.asarray(path, dtype=np.float64)
+    if tr.ndim != 2 or tr.shape[1] != 2 or pa.shape != tr.shape:
+        raise ValueError(f"track and path must both be [T, 2]; got {tr.shape} and {pa.shape}")
+    use = np.isfinite(tr).all(1) & np.isfinite(pa).all(1)
+    if visible is not None:
+        vis = np.asarray(visible, dtype=bool)
+        if vis.shape != (len(tr),):
+            raise ValueError(f"visible must be [T] = [{len(tr)}], got {vis.shape}")
+        use &= vis
+    if not use.any():
+        return float("nan")
+    return float(np.linalg.norm(tr[use] - pa[use], axis=1).mean())
+
+
 def _contextual_metrics() -> list[Metric]:
     from engines.common import evaluation as ev
 
-    def m(name: str, fn: Any, desc: str, higher: bool, needs: set[str], ref: bool = False) -> Metric:
-        return Metric(name, fn, desc, higher, ref, contextual=True, needs=frozenset(needs))
+    def m(
+        name: str, fn: Any, desc: str, higher: bool, needs: set[str], ref: bool = False, outputs: tuple[str, ...] = ()
+    ) -> Metric:
+        return Metric(name, fn, desc, higher, ref, contextual=True, needs=frozenset(needs), outputs=outputs)
 
     return [
         m("clip_text", ev.clip_text, "CLIP text alignment: mean cosine of each frame with the prompt.", True, {"clip"}),
@@ -226,6 +277,52 @@ def _contextual_metrics() -> list[Metric]:
         ),
         m("masked_psnr", ev.masked_psnr, "PSNR of the region the edit should leave alone, dB.", True, {"mask"}, True),
         m("masked_ssim", ev.masked_ssim, "SSIM of the region the edit should leave alone.", True, {"mask"}, True),
+        m(
+            "lpips",
+            ev.lpips,
+            "LPIPS (AlexNet) perceptual distance to the reference, mean over frames; lower is closer. "
+            "Runs only with local weights ($RECUT_LPIPS_WEIGHTS or models/lpips/alex.pth), else skipped.",
+            False,
+            {"lpips"},
+            True,
+        ),
+        m(
+            "toy_edit_success",
+            ev.toy_edit_success,
+            "Toy input: 1 if every object the prompt names is found in the output with its colour, shape "
+            "and motion (ground-truth judges, pan compensated), else 0. Also reports the fraction of named "
+            "objects with the right colour, shape and motion.",
+            True,
+            {"truth"},
+            outputs=("toy_edit_colour", "toy_edit_shape", "toy_edit_motion"),
+        ),
+        m(
+            "toy_unedited_psnr",
+            ev.toy_unedited_psnr,
+            "Toy input: PSNR (dB) vs the input outside the objects the prompt changes (their input "
+            "silhouettes and their silhouettes where the prompt puts them), 1-pixel margin.",
+            True,
+            {"truth"},
+            True,
+        ),
+        m(
+            "toy_unedited_objects_kept",
+            ev.toy_unedited_objects_kept,
+            "Toy input: fraction of the objects the prompt leaves unchanged that keep their colour, "
+            "shape and motion in the output.",
+            True,
+            {"truth"},
+        ),
+        m(
+            "toy_trajectory_error",
+            ev.toy_trajectory_error,
+            "Toy input: mean distance (pixels) between the edited object's judged centroid track and the "
+            "requested path (evaluate.trajectory), pan compensated. Also reports the fraction of path "
+            "frames in which the object was found.",
+            False,
+            {"truth"},
+            outputs=("toy_trajectory_coverage",),
+        ),
     ]
 
 
@@ -240,8 +337,15 @@ class Metric:
     needs_reference: bool
     #: Takes an ``EvalContext`` (engines.common.evaluation) instead of (output, reference, mask).
     contextual: bool = False
-    #: What the metric needs beyond the output: subset of {"clip", "mask", "truth"}.
+    #: What the metric needs beyond the output: subset of {"clip", "mask", "truth", "lpips"}.
     needs: frozenset[str] = frozenset()
+    #: Further values the metric reports besides ``name`` (its fn then returns a dict).
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def reports(self) -> tuple[str, ...]:
+        """Every key this metric writes into metrics.json."""
+        return (self.name, *self.outputs)
 
 
 METRICS: dict[str, Metric] = {
@@ -312,14 +416,27 @@ def compute(
     return result
 
 
-def evaluate_all(names: Iterable[str], ctx: Any) -> dict[str, float]:
-    """Compute every named metric against an ``EvalContext``."""
+def evaluate_all(names: Iterable[str], ctx: Any) -> dict[str, float | str]:
+    """Compute every named metric against an ``EvalContext``.
+
+    Values are floats; a metric that raised :class:`MetricSkipped` reports
+    ``"skipped: <reason>"`` for each of its keys, and a multi-valued metric may
+    report such a string for one key (e.g. a trajectory error when the object
+    was never found).
+    """
     names = _known(names)
-    result: dict[str, float] = {}
+    result: dict[str, float | str] = {}
     for name in names:
         metric = METRICS[name]
-        if metric.contextual:
-            result[name] = float(metric.fn(ctx))
+        try:
+            value = metric.fn(ctx) if metric.contextual else metric.fn(ctx.output, ctx.reference, None)
+        except MetricSkipped as exc:
+            result.update({key: SKIPPED + str(exc) for key in metric.reports})
+            continue
+        if isinstance(value, dict):
+            if set(value) != set(metric.reports):
+                raise RuntimeError(f"metric {name!r} returned {sorted(value)}, expected {list(metric.reports)}")
+            result.update({k: v if isinstance(v, str) else float(v) for k, v in value.items()})
         else:
-            result[name] = float(metric.fn(ctx.output, ctx.reference, None))
+            result[name] = float(value)
     return result

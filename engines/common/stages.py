@@ -25,15 +25,17 @@ PREPROCESS = Stage(
     description="Decode the input media, sample frames, resize; frames.npy + info.json.",
 )
 
+#: Version history: 2 = toy ground-truth metrics, LPIPS, the truth mask covers an object's new place,
+#: reads input.frames (which frames of a toy scene the truth describes).
 EVALUATE = Stage(
     name="evaluate",
     kind="evaluate",
-    version="1",
-    reads=("evaluate", "edit.prompt"),
+    version="2",
+    reads=("evaluate", "edit.prompt", "input.frames"),
     after=("preprocess", "sample"),
-    options=("runtime.clip", "runtime.mask_file"),
+    options=("runtime.clip", "runtime.mask_file", "runtime.lpips_weights"),
     per_edit=True,
-    description="Metrics of the output against the input; metrics.json.",
+    description="Metrics of the output against the input (and a toy scene's ground truth); metrics.json.",
 )
 
 
@@ -91,15 +93,20 @@ def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(ctx: StageContext) -> dict[str, Any]:
-    from engines.common.evaluation import EvalContext, keep_mask
-    from engines.common.metrics import evaluate_all
+    """Steps: 1. load output and input frames; 2. the keep mask; 3. a toy input's ground truth
+    (only when a toy metric asks for it); 4. every requested metric; 5. metrics.json."""
+    from engines.common.evaluation import EvalContext, keep_mask, load_toy_truth
+    from engines.common.metrics import METRICS, evaluate_all
 
+    # 1. frames
     out = video.load_frames(ctx.inputs["sample"] / "frames.npy")
     ref = video.load_frames(ctx.inputs["preprocess"] / "frames.npy")
     if ref.shape != out.shape:
         ref = video.fit_frames(ref[: out.shape[0]], out.shape[2], out.shape[1], "stretch")
     spec = ctx.values["evaluate"]
     prompt = ctx.values.get("edit.prompt", "")
+    frames_sel = ctx.values.get("input.frames")
+    # 2. the region the edit should leave alone
     keep, source = keep_mask(
         spec["mask"],
         ctx.inputs["sample"],
@@ -107,8 +114,23 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         prompt,
         out.shape[:3],
         ctx.values.get("runtime.mask_file"),
+        frames_sel,
     )
-    ectx = EvalContext(out, ref, prompt, keep, ctx.values.get("runtime.clip"))
+    # 3. ground truth
+    truth = None
+    if any("truth" in METRICS[m].needs for m in spec["metrics"]):
+        truth = load_toy_truth(ctx.inputs["preprocess"], frames_sel)
+    # 4. metrics
+    ectx = EvalContext(
+        out,
+        ref,
+        prompt,
+        keep,
+        ctx.values.get("runtime.clip"),
+        truth=truth,
+        trajectory=spec.get("trajectory"),
+        lpips_weights=ctx.values.get("runtime.lpips_weights"),
+    )
     metrics = evaluate_all(spec["metrics"], ectx)
     if keep is not None:
         np.save(ctx.out_dir / "keep_mask.npy", keep)
