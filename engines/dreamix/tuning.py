@@ -125,7 +125,11 @@ def run_finetune(
         params = select_parameters(unet, ["re:."])
     # 2. the loop
     cfg = FinetuneConfig(steps=steps, lr=lr, seed=seed)
-    res = finetune(unet, params, objective.data, scheduler, cfg, forward=objective.forward, progress=progress)
+    # dropout (the UNet3D's temporal convs have p=0.1) draws from torch's global RNG: seed it too,
+    # in a forked RNG state, so a finetune is reproducible and leaves the caller's RNG alone
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        res = finetune(unet, params, objective.data, scheduler, cfg, forward=objective.forward, progress=progress)
     # 3. the delta
     meta = {"method": method, "rank": rank, **(metadata or {})}
     save_delta(params, out_file, meta)
