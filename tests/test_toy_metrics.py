@@ -83,7 +83,7 @@ def test_a_perfect_edit_succeeds_and_the_unedited_input_fails(tmp_path: Path, at
     assert unedited["toy_unedited_psnr"] == 100.0 and unedited["toy_unedited_objects_kept"] == 1.0
     if attr == "colour":  # the green circle is nowhere
         assert unedited["toy_edit_shape"] == unedited["toy_edit_motion"] == 0.5
-        assert unedited["toy_trajectory_error"].startswith("skipped: the green circle is not found")
+        assert unedited["toy_trajectory_error"] == "n/a: the green circle is not found on any frame of the path"
         assert unedited["toy_trajectory_coverage"] == 0.0
     else:
         assert {unedited[f"toy_edit_{a}"] for a in ("colour", "shape", "motion") if a != attr} == {1.0}
@@ -281,7 +281,7 @@ def test_the_trajectory_request_and_lpips_weights_key_only_the_evaluate_stage(
     from engines.common.lpips import ENV_VAR
     from engines.common.stages import EVALUATE
 
-    assert EVALUATE.version == "2" and "input.frames" in EVALUATE.reads
+    assert EVALUATE.version == "3" and "input.frames" in EVALUATE.reads
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "none.pth"))
     base = _keys(project, TOY_SPEC)
     moved = {**TOY_SPEC, "evaluate": {**TOY_SPEC["evaluate"], "trajectory": {"path": "prompt"}}}

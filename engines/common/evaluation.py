@@ -442,7 +442,7 @@ def requested_path(a: ToyAnalysis, k: int, path: Any) -> tuple[np.ndarray, np.nd
 
 def toy_trajectory_error(ctx: EvalContext) -> dict[str, float | str]:
     """Mean pixel distance of the object's judged track from the requested path; coverage of the path."""
-    from engines.common.metrics import SKIPPED, trajectory_error
+    from engines.common.metrics import trajectory_error
 
     a = toy_analysis(ctx)
     req = ctx.trajectory or {}
@@ -457,7 +457,7 @@ def toy_trajectory_error(ctx: EvalContext) -> dict[str, float | str]:
     if not np.isfinite(err):
         o = a.dst[k]
         return {
-            "toy_trajectory_error": SKIPPED + f"the {o['colour']} {o['shape']} is not found on any frame of the path",
+            "toy_trajectory_error": f"n/a: the {o['colour']} {o['shape']} is not found on any frame of the path",
             "toy_trajectory_coverage": coverage,
         }
     return {"toy_trajectory_error": err, "toy_trajectory_coverage": coverage}

@@ -421,8 +421,8 @@ def evaluate_all(names: Iterable[str], ctx: Any) -> dict[str, float | str]:
 
     Values are floats; a metric that raised :class:`MetricSkipped` reports
     ``"skipped: <reason>"`` for each of its keys, and a multi-valued metric may
-    report such a string for one key (e.g. a trajectory error when the object
-    was never found).
+    report a string for one key when the value does not exist (``"n/a: ..."``,
+    e.g. a trajectory error when the object was never found).
     """
     names = _known(names)
     result: dict[str, float | str] = {}

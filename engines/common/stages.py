@@ -26,11 +26,12 @@ PREPROCESS = Stage(
 )
 
 #: Version history: 2 = toy ground-truth metrics, LPIPS, the truth mask covers an object's new place,
-#: reads input.frames (which frames of a toy scene the truth describes).
+#: reads input.frames (which frames of a toy scene the truth describes); 3 = a trajectory error with no
+#: frame to measure reads "n/a: ..." (was "skipped: ...").
 EVALUATE = Stage(
     name="evaluate",
     kind="evaluate",
-    version="2",
+    version="3",
     reads=("evaluate", "edit.prompt", "input.frames"),
     after=("preprocess", "sample"),
     options=("runtime.clip", "runtime.mask_file", "runtime.lpips_weights"),
