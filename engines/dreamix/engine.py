@@ -330,13 +330,17 @@ class DreamixEngine(Engine):
 
     @staticmethod
     def _carry_truth(ctx: StageContext, idx: np.ndarray, src_hw: tuple[int, ...], dst_hw: tuple[int, int]) -> None:
-        """Toy inputs: keep the ground truth of the kept frames (same aspect only, so masks stay aligned)."""
+        """Toy inputs: keep the ground truth when degradation kept every frame at its size.
+
+        The toy metrics index the truth by the spec's ``input.frames``, so a clip that was
+        resampled in time or space carries no truth (its outputs get the plain metrics).
+        """
         pre = ctx.inputs["preprocess"]
-        if not (pre / "truth.npz").exists() or src_hw[0] * dst_hw[1] != src_hw[1] * dst_hw[0]:
+        n_src = len(video.load_frames(pre / "frames.npy"))
+        if not (pre / "truth.npz").exists() or tuple(src_hw) != tuple(dst_hw) or list(idx) != list(range(n_src)):
             return
-        with np.load(pre / "truth.npz") as z:
-            np.savez_compressed(ctx.out_dir / "truth.npz", full_masks=z["full_masks"][idx], masks=z["masks"][idx])
-        (ctx.out_dir / "scene.json").write_text((pre / "scene.json").read_text())
+        for name in ("truth.npz", "scene.json"):
+            (ctx.out_dir / name).write_bytes((pre / name).read_bytes())
 
     def finetune(self, ctx: StageContext) -> dict[str, Any]:
         import torch
