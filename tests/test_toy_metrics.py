@@ -312,3 +312,33 @@ def test_cli_lists_toy_metrics_and_prints_skipped_ones_with_the_reason() -> None
     assert "also reports toy_edit_colour, toy_edit_shape, toy_edit_motion" in r.stdout
     lines = metric_lines({"psnr": 31.23456, "lpips": "skipped: no LPIPS weights on this machine", "ssim": 0.5})
     assert lines == ["psnr=31.23  ssim=0.5", "lpips: skipped: no LPIPS weights on this machine"]
+
+
+def test_an_object_the_prompt_adds_is_judged_and_left_out_of_the_fidelity_region(tmp_path: Path) -> None:
+    scene = toy.ToyScene(
+        objects=[toy.ToyObject(shape="circle", colour="red", start=(0.3, 0.3))],
+        background=toy.ToyBackground(kind="plain", colour="white"),
+        frames=6,
+    )
+    pre, clip = _pre(tmp_path, scene)
+    prompt = "a red circle and a blue square over a plain white background"
+    assert _metrics(pre, clip.frames, prompt)["toy_edit_success"] == 0.0  # no blue square anywhere
+    out = clip.frames.copy()
+    out[:, 40:52, 40:52] = toy.COLOURS["blue"]  # a blue square appears where there was background
+    got = _metrics(pre, out, prompt)
+    assert got["toy_edit_success"] == 1.0 and got["toy_edit_motion"] == 1.0
+    assert got["toy_unedited_psnr"] == 100.0  # the added square is not counted as damage
+    assert got["toy_unedited_objects_kept"] == 1.0  # the red circle
+
+
+def test_toy_metrics_reach_the_dashboard_table(monkeypatch) -> None:
+    import prefect.artifacts
+
+    from flows._graph import _publish
+
+    rows: list = []
+    monkeypatch.setattr(prefect.artifacts, "create_table_artifact", lambda table, **kw: rows.extend(table))
+    metrics = {"toy_edit_success": 1.0, "toy_edit_colour": 1.0, "lpips": "skipped: no LPIPS weights on this machine"}
+    _publish([{"spec": "/x/specs/a.yaml", "outputs": {"green": {"metrics": metrics, "files": {"mp4": "g.mp4"}}}}])
+    (row,) = rows
+    assert row["toy_edit_success"] == 1.0 and row["lpips"] == "skipped: no LPIPS weights on this machine"
