@@ -8,6 +8,7 @@ never leaves a half-written output.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -76,7 +77,104 @@ def materialize(sp: SpecPlan, refs: dict[str, ArtifactRef], kinds: dict[str, str
             "stages": {name: key for name, key in chain.items()},
         }
     _atomic_write(out_dir / "metrics.json", json.dumps(metrics, indent=1, sort_keys=True))
-    return {"spec": sp.path, "method": sp.spec.method, "output_dir": str(out_dir), "outputs": outputs}  # type: ignore[attr-defined]
+    summary = {"spec": sp.path, "method": sp.spec.method, "output_dir": str(out_dir), "outputs": outputs}  # type: ignore[attr-defined]
+    if len(sp.spec.sweep) == 2:
+        summary["contact_sheets"] = contact_sheets(sp, refs, kinds, outputs)
+    return summary
+
+
+# --------------------------------------------------------------------------- contact sheet
+
+#: Frames shown per cell, and the largest cell frame height (pixels).
+SHEET_FRAMES = 4
+SHEET_MAX_HEIGHT = 96
+
+
+def _put(sheet: Any, text: str, x: int, y: int) -> None:
+    import cv2
+
+    cv2.putText(sheet, text, (x, y), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def contact_sheets(
+    sp: SpecPlan, refs: dict[str, ArtifactRef], kinds: dict[str, str], outputs: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One contact sheet per edit of a 2-parameter sweep (rows: the first swept path, columns: the second).
+
+    Each cell shows ``SHEET_FRAMES`` frames of the output spread over the clip and its numeric metrics.
+    Writes ``contact-<edit>.png``; returns the table (also written to summary.json).
+    """
+    import cv2
+    import numpy as np
+
+    from recut import video
+
+    row_key, col_key = list(sp.spec.sweep)
+    rows, cols = sp.spec.sweep[row_key], sp.spec.sweep[col_key]
+    sheets = []
+    for edit in sp.spec.edit_names():
+        # 1. the cells, in sweep order
+        grid: list[list[dict[str, Any]]] = [[{} for _ in cols] for _ in rows]
+        images: dict[tuple[int, int], np.ndarray] = {}
+        for inst, chain in sp.chains.items():
+            if inst.edit != edit:
+                continue
+            point = dict(inst.point)
+            r, c = rows.index(point[row_key]), cols.index(point[col_key])
+            grid[r][c] = {"output": inst.slug, "point": point, "metrics": outputs[inst.slug]["metrics"]}
+            frames = video.load_frames(refs[chain[_sample_stage(chain, kinds)]].file("frames.npy"))
+            pick = np.linspace(0, len(frames) - 1, min(SHEET_FRAMES, len(frames))).round().astype(int)
+            strip = np.concatenate(list(frames[pick]), axis=1)
+            if strip.shape[0] > SHEET_MAX_HEIGHT:
+                scale = SHEET_MAX_HEIGHT / strip.shape[0]
+                strip = cv2.resize(
+                    strip, (round(strip.shape[1] * scale), SHEET_MAX_HEIGHT), interpolation=cv2.INTER_AREA
+                )
+            images[(r, c)] = strip
+        # 2. the image: a header row and column, each cell a frame strip over its metrics
+        cell_h = max(i.shape[0] for i in images.values()) if images else SHEET_MAX_HEIGHT
+        cell_w = max(max(i.shape[1] for i in images.values()) if images else 0, 150)
+        n_lines = max(
+            (len([v for v in g["metrics"].values() if isinstance(v, (int, float))]) for row in grid for g in row if g),
+            default=0,
+        )
+        text_h, pad, head_w, head_h = 12 * min(n_lines, 6) + 4, 4, 110, 18
+        sheet = np.full(
+            (head_h + len(rows) * (cell_h + text_h + pad), head_w + len(cols) * (cell_w + pad), 3), 255, np.uint8
+        )
+        put = functools.partial(_put, sheet)
+        put(f"{row_key.split('.')[-1]} / {col_key.split('.')[-1]}", 2, 13)
+        for c, cv in enumerate(cols):
+            put(f"{col_key.split('.')[-1]}={cv}", head_w + c * (cell_w + pad) + 2, 13)
+        for r, rv in enumerate(rows):
+            y0 = head_h + r * (cell_h + text_h + pad)
+            put(f"{row_key.split('.')[-1]}={rv}", 2, y0 + cell_h // 2)
+            for c in range(len(cols)):
+                x0 = head_w + c * (cell_w + pad)
+                img = images.get((r, c))
+                if img is not None:
+                    sheet[y0 : y0 + img.shape[0], x0 : x0 + img.shape[1]] = img
+                nums = [(k, v) for k, v in sorted(grid[r][c].get("metrics", {}).items()) if isinstance(v, (int, float))]
+                for i, (k, v) in enumerate(nums[:6]):
+                    put(f"{k[:18]} {_fmt(v)}", x0 + 2, y0 + cell_h + 11 + 12 * i)
+        dst = sp.output_dir / f"contact-{edit}.png"
+        tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}.png")
+        cv2.imwrite(str(tmp), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+        os.replace(tmp, dst)
+        sheets.append(
+            {
+                "edit": edit,
+                "image": str(dst),
+                "rows": {"param": row_key, "values": rows},
+                "columns": {"param": col_key, "values": cols},
+                "cells": grid,
+            }
+        )
+    return sheets
 
 
 def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recut.cli import app
+from recut.outputs import materialize
 from recut.plan import build_plan
 from recut.runner import Job, StageRunner
 from recut.spec import SpecError, load_spec
@@ -151,9 +152,11 @@ def test_sweep_runs_each_finetune_once(project: Project) -> None:
     store = Store(project.store)
     runner = StageRunner()
 
+    refs: dict = {}
+
     def run_all() -> Counter:
         plan = build_plan([spec], store)
-        refs, computed = {}, Counter()
+        computed: Counter = Counter()
         for n in plan.ordered():
             if not n.cached:
                 computed[n.stage.name] += 1
@@ -163,3 +166,19 @@ def test_sweep_runs_each_finetune_once(project: Project) -> None:
 
     assert run_all() == {"preprocess": 1, "prepare": 1, "finetune": 2, "sample": 4, "evaluate": 4}
     assert run_all() == {}
+    # the contact sheet: rows = finetune steps, columns = strength, each cell with its metrics
+    plan = build_plan([spec], store)
+    summary = materialize(plan.specs[0], refs, {n.stage.name: n.kind for n in plan.ordered()})
+    (sheet,) = summary["contact_sheets"]
+    assert sheet["rows"] == {"param": "params.finetune_steps", "values": [0, 1]}
+    assert sheet["columns"] == {"param": "params.strength", "values": [0.0, 0.5]}
+    cell = sheet["cells"][1][0]
+    assert cell["point"] == {"params.finetune_steps": 1, "params.strength": 0.0}
+    assert cell["output"] == "left__finetune_steps-1__strength-0.0" and "psnr" in cell["metrics"]
+    assert cell["metrics"] == summary["outputs"][cell["output"]]["metrics"]
+    img = cv2.imread(sheet["image"])
+    assert img.shape[0] > 2 * 32 and img.shape[1] > 2 * 4 * 32  # 2 rows, 2 columns of 4-frame strips
+    # s = 0 is the input through the VAE whatever the finetune; at s = 0.5 the finetune shows
+    by_point = {tuple(v for _, v in i.point): ch["sample"] for i, ch in plan.specs[0].chains.items()}
+    out = {pt: np.load(refs[k].file("frames.npy")) for pt, k in by_point.items()}
+    assert np.array_equal(out[(0, 0.0)], out[(1, 0.0)]) and not np.array_equal(out[(0, 0.5)], out[(1, 0.5)])
