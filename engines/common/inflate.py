@@ -23,7 +23,8 @@ Attention hooks: when ``state.hook`` is set, attention probabilities are
 computed explicitly and passed through
 ``hook(probs, is_cross, place, heads) -> probs`` with ``probs`` of shape
 ``[B*F*heads, N, M]`` (``place`` is ``down``/``mid``/``up``).  That is how
-:mod:`engines.common.p2p` edits attention.  Without a hook the processors use
+:mod:`engines.common.p2p` edits attention.  A hook with a ``wants(is_cross) -> bool``
+method is only called (and maps only materialised) where it returns True.  Without a hook the processors use
 ``scaled_dot_product_attention`` (the memory-efficient path), and
 ``state.frame_chunk`` bounds how many frames' self-attention run at once.
 """
@@ -104,7 +105,8 @@ class T2SAttnProcessor:
         query = attn.to_q(hidden_states)
         key = attn.to_k(context)
         value = attn.to_v(context)
-        if st.hook is not None:
+        wants = getattr(st.hook, "wants", None)
+        if st.hook is not None and (wants is None or wants(is_cross)):
             q, k, v = attn.head_to_batch_dim(query), attn.head_to_batch_dim(key), attn.head_to_batch_dim(value)
             mask = attn.prepare_attention_mask(attention_mask, context.shape[1], context.shape[0])
             probs = attn.get_attention_scores(q, k, mask)

@@ -191,6 +191,13 @@ class AttentionController:
         self.masks: list[torch.Tensor] = []
 
     # -- the hook ------------------------------------------------------------
+    def wants(self, is_cross: bool) -> bool:
+        """Whether this step needs the maps of this kind of layer (else attention runs unmaterialised)."""
+        if not is_cross:
+            return self.step < self.self_steps
+        injecting = self.config.mode != "none" and self.step < self.cross_steps
+        return injecting or self.blend_idx is not None or (self.equalizer is not None and self.config.mode != "none")
+
     def __call__(self, probs: torch.Tensor, is_cross: bool, place: str, heads: int) -> torch.Tensor:
         f = self.num_frames
         total, n, m = probs.shape
