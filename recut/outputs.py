@@ -142,17 +142,18 @@ def contact_sheets(
             (len([v for v in g["metrics"].values() if isinstance(v, (int, float))]) for row in grid for g in row if g),
             default=0,
         )
-        text_h, pad, head_w, head_h = 12 * min(n_lines, 6) + 4, 4, 110, 18
+        row_labels = [f"{row_key.split('.')[-1]}={rv}" for rv in rows]
+        label_w = max(cv2.getTextSize(t, cv2.FONT_HERSHEY_PLAIN, 0.8, 1)[0][0] for t in row_labels)
+        text_h, pad, head_w, head_h = 12 * min(n_lines, 6) + 4, 4, label_w + 8, 18
         sheet = np.full(
             (head_h + len(rows) * (cell_h + text_h + pad), head_w + len(cols) * (cell_w + pad), 3), 255, np.uint8
         )
         put = functools.partial(_put, sheet)
-        put(f"{row_key.split('.')[-1]} / {col_key.split('.')[-1]}", 2, 13)
         for c, cv in enumerate(cols):
             put(f"{col_key.split('.')[-1]}={cv}", head_w + c * (cell_w + pad) + 2, 13)
-        for r, rv in enumerate(rows):
+        for r, label in enumerate(row_labels):
             y0 = head_h + r * (cell_h + text_h + pad)
-            put(f"{row_key.split('.')[-1]}={rv}", 2, y0 + cell_h // 2)
+            put(label, 2, y0 + cell_h // 2)
             for c in range(len(cols)):
                 x0 = head_w + c * (cell_w + pad)
                 img = images.get((r, c))
