@@ -59,13 +59,16 @@ def test_stage_graph_and_reads() -> None:
 
 def test_param_defaults_follow_the_paper() -> None:
     p = DreamixParams()
-    assert (p.lr, p.alpha, p.finetune_steps, p.strength) == (6e-6, 0.35, 250, 0.7)
-    assert DreamixParams(alpha=1.0).finetune_steps == 64 and DreamixParams(alpha=0.0).finetune_steps == 100
-    a = DreamixParams(mode="animate")
+    assert (p.alpha, p.finetune_steps, p.strength) == (None, None, None)  # filled by the stages, per mode
+    f = p.filled()
+    assert (f.lr, f.alpha, f.finetune_steps, f.strength) == (6e-6, 0.35, 250, 0.7)
+    assert DreamixParams(alpha=1.0).filled().finetune_steps == 64
+    assert DreamixParams(alpha=0.0).filled().finetune_steps == 100
+    a = DreamixParams(mode="animate").filled()
     assert (a.alpha, a.finetune_steps) == (0.0, 100)
-    s = DreamixParams(mode="subject")
+    s = DreamixParams(mode="subject").filled()
     assert (s.alpha, s.strength) == (0.0, 1.0)
-    assert DreamixParams(finetune_steps=7).finetune_steps == 7
+    assert DreamixParams(finetune_steps=7, alpha=1.0).filled().finetune_steps == 7
 
 
 def test_prepare_degrades_to_the_base_model(engine: Any, tmp_path: Path) -> None:

@@ -62,11 +62,11 @@ def test_valid_specs_of_every_mode(project: Project) -> None:
     subject = TOY.replace(TOY[TOY.index("  toy:") : TOY.index("model:")], f"  images: {json.dumps(imgs)}\n").replace(
         "cascade: none}", "cascade: none, mode: subject, finetune_prompt: a red circle}"
     )
-    assert load_spec(_spec(project, subject)).params.strength == 1.0
+    assert load_spec(_spec(project, subject)).params.filled().strength == 1.0
     animate = TOY.replace(TOY[TOY.index("  toy:") : TOY.index("model:")], f"  image: {imgs[0]}\n").replace(
         "cascade: none}", "cascade: none, mode: animate, finetune_prompt: a red circle, animation: {kind: zoom}}"
     )
-    assert load_spec(_spec(project, animate)).params.alpha == 0.0
+    assert load_spec(_spec(project, animate)).params.filled().alpha == 0.0
 
 
 def test_subject_needs_two_images(project: Project) -> None:
@@ -182,3 +182,14 @@ def test_sweep_runs_each_finetune_once(project: Project) -> None:
     by_point = {tuple(v for _, v in i.point): ch["sample"] for i, ch in plan.specs[0].chains.items()}
     out = {pt: np.load(refs[k].file("frames.npy")) for pt, k in by_point.items()}
     assert np.array_equal(out[(0, 0.0)], out[(1, 0.0)]) and not np.array_equal(out[(0, 0.5)], out[(1, 0.5)])
+
+
+def test_alpha_sweep_gets_the_paper_steps_per_alpha(project: Project) -> None:
+    text = TOY.replace("finetune_steps: 1, ", "") + "sweep: {params.alpha: [0.0, 0.35, 1.0]}\n"
+    plan = build_plan([load_spec(_spec(project, text))])
+    fts = [n for n in plan.ordered() if n.stage.name == "finetune"]
+    assert len(fts) == 3 and all(n.reads["params.finetune_steps"] is None for n in fts)
+    from engines.dreamix.params import fill_defaults
+
+    steps = sorted(fill_defaults("edit", n.reads["params.alpha"], None, None)[2] for n in fts)
+    assert steps == [64, 100, 250]

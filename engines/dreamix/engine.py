@@ -36,7 +36,7 @@ from engines.common import sampling
 from engines.common.sampling import Components
 from engines.common.stages import EVALUATE, PREPROCESS, preprocess
 from engines.common.stages import evaluate as common_evaluate
-from engines.dreamix.params import Animation, CascadeStage, DreamixParams
+from engines.dreamix.params import Animation, CascadeStage, DreamixParams, fill_defaults
 from recut import video
 from recut.engine import Engine, Stage, StageContext
 
@@ -212,7 +212,7 @@ class DreamixEngine(Engine):
     def check_spec(cls, spec: Any) -> list[tuple[str, str]]:
         issues: list[tuple[str, str]] = []
         inp = spec.input
-        base: dict[str, Any] = spec.params.model_dump(by_alias=True)
+        base: dict[str, Any] = spec.params.model_dump(by_alias=True, exclude_unset=True)
         variants: list[tuple[str, dict[str, Any]]] = [("params", {})]
         variants += [(f"edits.{i}.params", e.params) for i, e in enumerate(spec.edits) if e.params]
         variants += [
@@ -221,7 +221,7 @@ class DreamixEngine(Engine):
         resolved: list[tuple[str, DreamixParams]] = []
         for where, over in variants:
             try:
-                resolved.append((where, DreamixParams.model_validate({**base, **over})))
+                resolved.append((where, DreamixParams.model_validate({**base, **over}).filled()))
             except ValidationError:
                 continue  # reported by the schema / override / sweep checks
         p = spec.params
@@ -285,10 +285,7 @@ class DreamixEngine(Engine):
                     issues.append((f"{where}.cascade" + (f".{suffix}" if suffix else ""), msg))
                 else:
                     issues.append(("model.profile", f"the profile's cascade does not chain: {msg}"))
-            if rp.chunk_frames and stages and rp.chunk_frames > stages[0].frames:
-                pass  # a chunk longer than the clip is the whole clip
-        seen: set[tuple[str, str]] = set()
-        return [i for i in issues if not (i in seen or seen.add(i))]  # type: ignore[func-returns-value]
+        return list(dict.fromkeys(issues))  # each problem once (sweep values can repeat one)
 
     # -- stages ------------------------------------------------------------
     def prepare(self, ctx: StageContext) -> dict[str, Any]:
@@ -349,7 +346,7 @@ class DreamixEngine(Engine):
         from engines.dreamix.tuning import MixedObjective, run_finetune
 
         v = ctx.values
-        steps = int(v["params.finetune_steps"])
+        alpha, _, steps = fill_defaults(str(v["params.mode"]), v["params.alpha"], None, v["params.finetune_steps"])
         info = json.loads((ctx.inputs["prepare"] / "info.json").read_text())
         if steps == 0:
             (ctx.out_dir / "finetune.json").write_text(json.dumps({"steps": 0}))
@@ -374,7 +371,7 @@ class DreamixEngine(Engine):
             video=lat_clip.clone().permute(1, 0, 2, 3).unsqueeze(0),
             frames=lat_set.clone().unsqueeze(2),
             cond=cond.clone(),
-            alpha=float(v["params.alpha"]),
+            alpha=alpha,
         )
         # 3. the loop (shared) and the delta
         res = run_finetune(
@@ -388,7 +385,7 @@ class DreamixEngine(Engine):
             rank=int(v["params.lora_rank"]),
             out_file=ctx.out_dir / "delta.safetensors",
             progress=ctx.progress,
-            metadata={"text": text, "alpha": float(v["params.alpha"]), "steps": steps},
+            metadata={"text": text, "alpha": alpha, "steps": steps},
         )
         (ctx.out_dir / "finetune.json").write_text(json.dumps({"text": text, **res}, indent=1))
         return {
@@ -421,7 +418,8 @@ class DreamixEngine(Engine):
 
         v = ctx.values
         mode = str(v["params.mode"])
-        strength = 1.0 if mode == "subject" else float(v["params.strength"])
+        _, strength, _ = fill_defaults(mode, None, v["params.strength"], None)
+        strength = 1.0 if mode == "subject" else strength
         steps = int(v["params.steps"])
         guidance = float(v["params.guidance_scale"])
         eta = float(v["params.eta"])

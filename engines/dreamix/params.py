@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: The paper's (alpha, finetune steps) pairs: alpha = 1 with 64 steps, alpha = 0.35 with
 #: 200-300 steps, alpha = 0 with 50-150 steps (full-size models, lr 6e-6).
-PAPER_STEPS = {1.0: 64, 0.35: 250, 0.0: 100}
+PAPER_STEPS = {1.0: 64, 0.35: 250, 0.0: 100}  # 250: the middle of 200-300
 
 
 class KeyFrame(BaseModel):
@@ -162,14 +162,24 @@ class DreamixParams(BaseModel):
     animation: Animation = Field(default_factory=Animation, description="Image animation (mode: animate).")
     frame_batch: int = Field(8, ge=1, description="Frames per VAE call (memory only; results do not depend on it).")
 
-    @model_validator(mode="after")
-    def _defaults(self) -> DreamixParams:
-        """Fill the mode-dependent defaults (mode checks that need the input are in the engine's check_spec)."""
-        if self.alpha is None:
-            self.alpha = 0.35 if self.mode == "edit" else 0.0
-        if self.strength is None:
-            self.strength = 1.0 if self.mode == "subject" else 0.7
-        if self.finetune_steps is None:
-            a = float(self.alpha)
-            self.finetune_steps = PAPER_STEPS[1.0] if a >= 1.0 else PAPER_STEPS[0.0] if a <= 0.0 else 250
-        return self
+    def filled(self) -> DreamixParams:
+        """A copy with the mode-dependent defaults filled in (see :func:`fill_defaults`)."""
+        alpha, strength, steps = fill_defaults(self.mode, self.alpha, self.strength, self.finetune_steps)
+        return self.model_copy(update={"alpha": alpha, "strength": strength, "finetune_steps": steps})
+
+
+def fill_defaults(
+    mode: str, alpha: float | None, strength: float | None, finetune_steps: int | None
+) -> tuple[float, float, int]:
+    """``(alpha, strength, finetune_steps)`` with the mode-dependent defaults for the ``None`` ones.
+
+    The defaults stay ``None`` in the spec (and in the cache keys), so a sweep over ``alpha``
+    gets the paper's step count for each alpha; the stages fill them in here.
+    """
+    a = float(alpha) if alpha is not None else (0.35 if mode == "edit" else 0.0)
+    s = float(strength) if strength is not None else (1.0 if mode == "subject" else 0.7)
+    if finetune_steps is not None:
+        n = int(finetune_steps)
+    else:
+        n = PAPER_STEPS[1.0] if a >= 1.0 else PAPER_STEPS[0.0] if a <= 0.0 else PAPER_STEPS[0.35]
+    return a, s, n
