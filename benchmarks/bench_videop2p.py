@@ -1,6 +1,7 @@
 """Video-P2P on toy scenes: the figures of benchmarks/RESULTS.md (section "Video-P2P").
 
     python benchmarks/bench_videop2p.py [--scenes N] [--parts inversion,identity,swap,stages] [--json OUT]
+                                        [--set cross_replace=0.2 ...]
 
 Everything runs with the `toy` profile (models/toy/t2i, whatever is committed
 there when the script runs), on CPU, one torch thread, 8 frames of 64x64.
@@ -360,7 +361,13 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=6)
     ap.add_argument("--parts", default="inversion,identity,swap,stages")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a SETTINGS entry")
     args = ap.parse_args()
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in SETTINGS:
+            ap.error(f"--set {item!r}: unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+        SETTINGS[key] = type(SETTINGS[key])(value)
     parts = set(args.parts.split(","))
 
     import torch
