@@ -119,6 +119,14 @@ def test_blend_and_equaliser_words_must_be_in_their_prompts(project: Path) -> No
     code, lines = _validate(_write(project, text))
     assert code == 2 and len(lines) == 1
     assert "edits.3.params.blend.target_words.0: blend word 'green' is not in the target prompt" in lines[0]
+    # `evaluate.mask: engine` needs a blend mask from every edit
+    text = SPEC.replace("  blend: {source_words: [circle], threshold: 0.3, start: 0.0, max_side: 1.0}\n", "")
+    code, lines = _validate(_write(project, text))
+    assert code == 2 and len(lines) == 4
+    assert lines[0] == (
+        f"specs/vp.yaml:{_line_of(text, 'mask: engine')}: evaluate.mask: `mask: engine` needs the local-blend mask, "
+        "but edit 'green' has no `blend`; add one, or use `mask: truth` or `auto`"
+    )
 
 
 @pytest.mark.parametrize(

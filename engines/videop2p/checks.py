@@ -8,7 +8,8 @@ For every edit (its ``params`` merged over the spec's):
 3. ``mode: reweight`` needs an ``equalizer``;
 4. blend source words are in the source prompt, blend target words in the
    target prompt;
-5. equaliser words are in the target prompt.
+5. equaliser words are in the target prompt;
+6. ``evaluate.mask: engine`` has a mask to read (the edit uses local blend).
 
 Ranges (thresholds and fractions in [0, 1]) are checked by the params model.
 Each problem names the field where the value was written (the edit's
@@ -104,6 +105,14 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
                                 f"blend word {w!r} is not in the target prompt {tgt!r}; give `target_words`",
                             )
                         )
+        if spec.evaluation.mask == "engine" and merged.blend is None:
+            issues.append(
+                (
+                    "evaluate.mask",
+                    f"`mask: engine` needs the local-blend mask, but edit {spec.edit_names()[i]!r} has no `blend`; "
+                    "add one, or use `mask: truth` or `auto`",
+                )
+            )
         for w in merged.equalizer:
             if not _in(w, tgt_words):
                 issues.append(
