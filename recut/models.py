@@ -50,9 +50,18 @@ TOY_COMPONENTS = {
 }
 
 
+#: The toy text-to-video model's sampling cascade (base only: 64x64, 8 frames), for the video profiles.
+TOY_VIDEO_CASCADE: tuple[dict[str, Any], ...] = ({"role": "video", "width": 64, "height": 64, "frames": 8},)
+
+
 def _toy_component_profiles() -> list[Profile]:
     return [
-        Profile(name, f"One model of the toy zoo: {what}; trained on recut.toy scenes.", {role: f"models/toy/{folder}"})
+        Profile(
+            name,
+            f"One model of the toy zoo: {what}; trained on recut.toy scenes.",
+            {role: f"models/toy/{folder}"},
+            cascade=TOY_VIDEO_CASCADE if role == "video" else (),
+        )
         for name, (role, folder, what) in TOY_COMPONENTS.items()
     ]
 
@@ -90,7 +99,7 @@ PROFILES: dict[str, Profile] = {
                 "depth": "models/toy/depth",
                 "vae": "models/toy/vae",
             },
-            cascade=({"role": "video", "width": 64, "height": 64, "frames": 8},),
+            cascade=TOY_VIDEO_CASCADE,
         ),
         *_toy_component_profiles(),
         Profile(
