@@ -176,7 +176,7 @@ class DreamixEngine(Engine):
     def __init__(self, model: Any = None, device: str = "cpu") -> None:
         super().__init__(model, device)
         self._components: dict[str, Components] = {}
-        self._tuned: tuple[str, Any] | None = None  # (delta sha256, finetuned UNet), reused across strengths
+        self._tuned: tuple[str, Any] | None = None  # (delta identity, finetuned UNet), reused across strengths
 
     # -- model lifecycle -------------------------------------------------
     def load(self, role: str | None = None) -> None:
@@ -400,17 +400,21 @@ class DreamixEngine(Engine):
         }
 
     def _base_unet(self, c: Components, ft_dir: Any) -> Any:
-        """The base UNet with the finetune delta applied (cached per delta), or the resident one."""
-        from recut.keys import file_digest
+        """The base UNet with the finetune delta applied (kept for the next strength/prompt), or the resident one.
 
+        The finetune artifact's folder is content-addressed (its cache key), so folder + size + mtime
+        identify the delta without hashing a possibly multi-GB file for every sample.
+        """
         delta = ft_dir / "delta.safetensors"
         if not delta.exists():
             return c.unet
-        digest = file_digest(delta)
-        if self._tuned is None or self._tuned[0] != digest:
+        st = delta.stat()
+        ident = f"{delta.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+        if self._tuned is None or self._tuned[0] != ident:
             from engines.dreamix.tuning import load_tuned
 
-            self._tuned = (digest, load_tuned(c.unet, delta))
+            self._tuned = None  # free the previous copy before building the next
+            self._tuned = (ident, load_tuned(c.unet, delta))
         return self._tuned[1]
 
     def sample(self, ctx: StageContext) -> dict[str, Any]:
