@@ -53,18 +53,16 @@ BAR_COLOUR_SHAPE = 0.8
 #: SD-1.5 noise schedule.
 SCHEDULE = SD15_SCHEDULE
 
-#: Architecture / optimisation of the committed model (sized for ~25 min on 2 shared CPU cores).
+#: Architecture / optimisation of the committed model.
 T2I_CHANNELS = (32, 64)
 T2I_HEADS = 4
 LR = 5e-4
+LR_SCHEDULE = "constant"  # flat after warm-up: checkpoint k of a long run == a k-step run
 MIN_SNR = None  # Min-SNR-5 tried on a proxy: worse colour adherence at 600 steps
 EMA_DECAY = 0.995
-TRAIN_STEPS = 4000  # nominal; the committed run was cut by MAX_SECONDS (see zoo_info.json)
+TRAIN_STEPS = 8000
 TRAIN_BATCH = 64
 TRAIN_SCENES = 8000
-WARM_STEPS = 3000
-WARM_SECONDS = 720.0  # wall-time caps of the committed run (shared 2-core CPU)
-MAX_SECONDS = 1080.0
 
 TRAIN_SEED = 1000  # toy dataset seed for training scenes
 HELDOUT_SEED = 9000  # toy dataset seed for held-out prompts (disjoint stream)
@@ -261,9 +259,10 @@ def fit_epsilon(
     ema_decay: float = 0.999,
     max_seconds: float | None = None,
     min_snr: float | None = MIN_SNR,
-    schedule: str = "cosine",
+    schedule: str = LR_SCHEDULE,
     save_every: int = 0,
     on_checkpoint=None,
+    resume: dict[str, Any] | None = None,
     log_every: int = 100,
     log=print,
 ) -> dict[str, Any]:
@@ -277,7 +276,9 @@ def fit_epsilon(
 
     ``schedule="constant"`` keeps the LR flat after warm-up, so the EMA weights after ``k`` steps
     of a long run equal those of a run with ``steps=k``; ``on_checkpoint(step, ema_unet)`` is then
-    called every ``save_every`` steps (the UNet passed holds the EMA weights only for the call)."""
+    called every ``save_every`` steps (the UNet passed holds the EMA weights only for the call) with
+    the full training state (live weights, optimiser, EMA, generator); ``resume`` takes such a state
+    and continues the run exactly as if it had not stopped."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     sched = ddpm_scheduler()
@@ -289,10 +290,19 @@ def fit_epsilon(
     unet.train()
     n = latents.shape[0]
     losses: list[float] = []
+    done = 0
+    if resume is not None:
+        unet.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["opt"])
+        with torch.no_grad():
+            for mine, saved in zip(ema.shadow, resume["ema"], strict=True):
+                mine.copy_(saved)
+        g.set_state(resume["gen"])
+        torch.set_rng_state(resume["torch_rng"])
+        done, losses = resume["step"], list(resume["losses"])
     t0 = time.perf_counter()
     stopped_by = "steps"
-    done = 0
-    for step in range(steps):
+    for step in range(done, steps):
         el = time.perf_counter() - t0
         prog = step / steps
         if max_seconds:
@@ -330,9 +340,18 @@ def fit_epsilon(
         losses.append(loss.item())
         done = step + 1
         if save_every and on_checkpoint is not None and done % save_every == 0 and done < steps:
+            state = {
+                "step": done,
+                "model": {k: v.detach().clone() for k, v in unet.state_dict().items()},
+                "opt": opt.state_dict(),
+                "ema": [v.clone() for v in ema.shadow],
+                "gen": g.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "losses": losses[-log_every:],
+            }
             live = [p.detach().clone() for p in unet.parameters()]
             ema.copy_to(unet)
-            on_checkpoint(done, unet)
+            on_checkpoint(done, unet, state)
             with torch.no_grad():
                 for p, v in zip(unet.parameters(), live, strict=True):
                     p.copy_(v)
@@ -341,7 +360,7 @@ def fit_epsilon(
             el = time.perf_counter() - t0
             log(
                 f"step {step}/{steps} loss {np.mean(losses[-log_every:]):.4f} lr {lr * f:.1e} "
-                f"{el:.0f}s ({(step + 1) / el:.2f} it/s)"
+                f"{el:.0f}s ({(step + 1 - (resume or {}).get('step', 0)) / el:.2f} it/s)"
             )
     ema.copy_to(unet)
     unet.eval()
@@ -359,61 +378,27 @@ def fit_epsilon(
     }
 
 
-def staged_fit(
+def fit_captions(
     unet,
     latents: torch.Tensor,
     captions: Sequence[str],
     tok,
     comp: Path,
     *,
-    warm_steps: int,
     steps: int,
     seed: int,
-    warm_path: Path | None,
-    warm_only: bool,
-    warm_seconds: float | None,
     max_seconds: float | None,
     fit_kw: dict[str, Any],
-    log=print,
 ) -> dict[str, Any]:
-    """Stage 1 (``warm_steps``, seeded random stand-in text encoder, memoised in ``warm_path``)
-    then stage 2 (``steps``, the real frozen text encoder in ``comp/text_encoder``)."""
+    """:func:`fit_epsilon` conditioned on the frozen text encoder ``comp/text_encoder``'s hidden
+    states of ``captions`` (each distinct caption encoded once)."""
     uniq = sorted(set(captions))
     where = {c: i for i, c in enumerate(uniq)}
     cond_idx = torch.tensor([where[c] for c in captions])
-    figs: dict[str, Any] = {"n_captions": len(uniq)}
-    if warm_steps:
-        if warm_path is not None and warm_path.exists():
-            unet.load_state_dict(torch.load(warm_path))
-            figs["warm"] = json.loads(warm_path.with_suffix(".json").read_text())
-            if log:
-                log(f"warm stage: loaded {warm_path}")
-        else:
-            te_cfg = comp / "text_encoder" / "config.json"
-            hidden = json.loads(te_cfg.read_text())["hidden_size"] if te_cfg.exists() else None
-            sa = standin_text_encoder(tok, hidden_size=hidden, seed=seed)
-            emb0 = encode_text(tok, sa, uniq)
-            null0 = encode_text(tok, sa, [""])[0]
-            figs["warm"] = fit_epsilon(
-                unet,
-                latents,
-                cond_idx,
-                emb0,
-                null0,
-                steps=warm_steps,
-                seed=seed + 100,
-                max_seconds=warm_seconds,
-                **{k: v for k, v in fit_kw.items() if k != "on_checkpoint"},
-            )
-            if warm_path is not None:
-                warm_path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(unet.state_dict(), warm_path)
-                warm_path.with_suffix(".json").write_text(json.dumps(figs["warm"]))
-    if warm_only:
-        return figs
     te = CLIPTextModel_from(comp)
     embeds = encode_text(tok, te, uniq)
     null = encode_text(tok, te, [""])[0]
+    figs: dict[str, Any] = {"n_captions": len(uniq)}
     figs.update(
         fit_epsilon(unet, latents, cond_idx, embeds, null, steps=steps, seed=seed, max_seconds=max_seconds, **fit_kw)
     )
@@ -558,41 +543,6 @@ def check(
 # --------------------------------------------------------------------------- training
 
 
-def standin_text_encoder(tok, hidden_size: int | None = None, seed: int = 0):
-    """A randomly initialised (seeded) CLIPTextModel with the toy text tower's architecture
-    (``clip.build_clip``); used only for the warm-up stage of :func:`train`."""
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    try:
-        from engines.common.zoo.clip import build_clip
-
-        cfg = build_clip(tok).config.text_config
-    except ImportError:  # part A's clip module unavailable: same shape by hand
-        cfg = CLIPTextConfig(
-            vocab_size=len(tok),
-            hidden_size=64,
-            intermediate_size=256,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            max_position_embeddings=tok.model_max_length,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.eos_token_id,
-        )
-    if hidden_size is not None:
-        cfg.hidden_size = hidden_size
-    cfg.max_position_embeddings = max(cfg.max_position_embeddings, tok.model_max_length)
-    cfg.vocab_size = max(cfg.vocab_size, len(tok))
-    torch.manual_seed(seed)
-    return CLIPTextModel(cfg).eval().requires_grad_(False)
-
-
-def _digest(*parts: Any) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def setup_training(components: str | os.PathLike[str] | None, seed: int):
     """One thread, seeded torch, and the frozen tokenizer and VAE of ``components``."""
     one_thread()
@@ -620,44 +570,18 @@ def fit_and_save(
     out_dir: str | os.PathLike[str],
     pipeline_class: str,
     *,
-    warm_path: Path | None,
-    warm_steps: int,
     steps: int,
     seed: int,
     quick: bool,
-    warm_only: bool,
-    warm_seconds: float | None,
     max_seconds: float | None,
     fit_kw: dict[str, Any],
-    log,
     t_start: float,
     prep: float,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """:func:`staged_fit`, then the figures and the pipeline folder (shared by T2I and T2V).
-
-    With ``warm_only`` it stops after the warm stage and returns its weights' path."""
-    figs = staged_fit(
-        unet,
-        latents,
-        caps,
-        tok,
-        comp,
-        warm_steps=warm_steps,
-        steps=steps,
-        seed=seed,
-        warm_path=warm_path,
-        warm_only=warm_only,
-        warm_seconds=warm_seconds,
-        max_seconds=max_seconds,
-        fit_kw=fit_kw,
-        log=log,
-    )
-    if warm_only:
-        figs["warm_path"] = str(warm_path)
-        return figs
+    """:func:`fit_captions`, then the figures and the pipeline folder (shared by T2I and T2V)."""
+    figs = fit_captions(unet, latents, caps, tok, comp, steps=steps, seed=seed, max_seconds=max_seconds, fit_kw=fit_kw)
     figs.update(
-        warm_steps=warm_steps,
         **extra,
         latent_std=float(latents.std()),
         prep_seconds=round(prep, 1),
@@ -693,32 +617,23 @@ def train(
     seed: int = 0,
     components: str | os.PathLike[str] | None = None,
     steps: int | None = None,
-    warm_steps: int | None = None,
     n_scenes: int | None = None,
     cache: str | os.PathLike[str] | None = None,
-    warm_only: bool = False,
-    warm_seconds: float | None = WARM_SECONDS,
-    max_seconds: float | None = MAX_SECONDS,
-    schedule: str = "cosine",
+    max_seconds: float | None = None,
+    schedule: str = LR_SCHEDULE,
     save_every: int = 0,
+    resume: str | os.PathLike[str] | None = None,
     log=print,
 ) -> dict[str, Any]:
-    """Train the toy T2I UNet and save the pipeline folder; returns figures.
-
-    Two stages on the same latents (:func:`staged_fit`): ``warm_steps`` with a seeded random
-    stand-in text encoder (:func:`standin_text_encoder`; teaches the UNet the toy image
-    distribution and a caption-to-image binding), then ``steps`` with the real frozen toy text
-    encoder (what the saved pipeline uses).  ``cache``: optional folder memoising the VAE
-    latents and the warm-stage weights (``warm_only`` stops after writing them, so the warm
-    stage can run before the text encoder exists).  ``warm_seconds`` / ``max_seconds`` cap
-    the stages' wall time (see :func:`fit_epsilon`)."""
+    """Train the toy T2I UNet on the frozen toy text encoder's captions and save the pipeline
+    folder; returns figures.  Seeded and step-determined (bit-identical reruns on one thread)
+    unless ``max_seconds`` caps the wall time (see :func:`fit_epsilon`).  ``cache``: optional
+    folder memoising the VAE latents; ``save_every``: EMA pipeline checkpoints (see
+    :func:`checkpointing`)."""
     t_start = time.perf_counter()
     comp, tok, vae = setup_training(components, seed)
     n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
     steps = steps if steps is not None else (3 if quick else TRAIN_STEPS)
-    warm_steps = warm_steps if warm_steps is not None else (2 if quick else WARM_STEPS)
-    if quick:
-        warm_seconds = max_seconds = None
     batch = 8 if quick else TRAIN_BATCH
     scenes = t2i_scenes(TRAIN_SEED + seed, n_scenes)
     latents = cached_latents(vae, f"t2i-{TRAIN_SEED + seed}-{n_scenes}", lambda: render_frames(scenes)[:, 0], cache)
@@ -727,12 +642,8 @@ def train(
     if log:
         log(f"data: {n_scenes} scenes, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
     fit_kw = dict(batch=batch, lr=LR, ema_decay=EMA_DECAY, log=log, log_every=1 if quick else 50)
-    fit_kw.update(checkpointing(out_dir, comp, "StableDiffusionPipeline", schedule, save_every))
+    fit_kw.update(checkpointing(out_dir, comp, "StableDiffusionPipeline", schedule, save_every, resume))
     unet = build_unet(text_hidden_size(comp), latents.shape[-1], quick=quick)
-    key = _digest(
-        "t2i-warm", n_scenes, warm_steps, warm_seconds, seed, batch, LR, EMA_DECAY, quick, float(latents.sum())
-    )
-    warm_path = Path(cache) / f"t2i-warm-{key}.pt" if cache is not None else None
     return fit_and_save(
         unet,
         latents,
@@ -741,30 +652,37 @@ def train(
         comp,
         out_dir,
         "StableDiffusionPipeline",
-        warm_path=warm_path,
-        warm_steps=warm_steps,
         steps=steps,
         seed=seed,
         quick=quick,
-        warm_only=warm_only,
-        warm_seconds=warm_seconds,
         max_seconds=max_seconds,
         fit_kw=fit_kw,
-        log=log,
         t_start=t_start,
         prep=prep,
         extra={"n_scenes": n_scenes},
     )
 
 
-def checkpointing(out_dir, comp: Path, pipeline_class: str, schedule: str, save_every: int) -> dict[str, Any]:
+def checkpointing(
+    out_dir,
+    comp: Path,
+    pipeline_class: str,
+    schedule: str,
+    save_every: int,
+    resume: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """``fit_epsilon`` keywords that save the EMA pipeline every ``save_every`` steps to
-    ``out_dir/checkpoints/step-<k>/`` (each a loadable pipeline folder, checkable with ``check``)."""
+    ``out_dir/checkpoints/step-<k>/`` (each a loadable pipeline folder, checkable with ``check``,
+    plus ``train_state.pt`` to continue the run with ``--resume``)."""
     kw: dict[str, Any] = {"schedule": schedule, "save_every": save_every}
+    if resume is not None:
+        kw["resume"] = torch.load(Path(resume) / "train_state.pt", weights_only=False)
     if save_every:
 
-        def save(step: int, unet) -> None:
-            save_pipeline(Path(out_dir) / "checkpoints" / f"step-{step}", unet, comp, pipeline_class, {"steps": step})
+        def save(step: int, unet, state: dict[str, Any]) -> None:
+            folder = Path(out_dir) / "checkpoints" / f"step-{step}"
+            save_pipeline(folder, unet, comp, pipeline_class, {"steps": step})
+            torch.save(state, folder / "train_state.pt")
 
         kw["on_checkpoint"] = save
     return kw
@@ -772,8 +690,9 @@ def checkpointing(out_dir, comp: Path, pipeline_class: str, schedule: str, save_
 
 def add_schedule_args(a) -> None:
     """``--schedule`` and ``--save-every``, shared by the T2I and T2V command lines."""
-    a.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="LR after warm-up")
+    a.add_argument("--schedule", choices=("cosine", "constant"), default=LR_SCHEDULE, help="LR after warm-up")
     a.add_argument("--save-every", type=int, default=0, help="save the EMA pipeline every N steps (checkpoints/)")
+    a.add_argument("--resume", help="a checkpoint folder: continue that run (same arguments) from its step")
 
 
 def CLIPTextModel_from(comp: Path):
@@ -792,11 +711,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--out", default=str(DEFAULT_OUT))
     a.add_argument("--steps", type=int)
     a.add_argument("--scenes", type=int)
-    a.add_argument("--warm-steps", type=int)
-    a.add_argument("--cache", help="folder memoising the training latents and warm-stage weights")
-    a.add_argument("--warm-only", action="store_true", help="run only the warm stage (needs --cache)")
-    a.add_argument("--warm-seconds", type=float, default=WARM_SECONDS, help="wall-time cap of the warm stage (0: none)")
-    a.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help="wall-time cap of the main stage (0: none)")
+    a.add_argument("--cache", help="folder memoising the training latents")
+    a.add_argument("--max-seconds", type=float, help="wall-time cap (the run is then not step-determined)")
     a.add_argument("--components", help="folder with vae/, text_encoder/, tokenizer/ (default models/toy)")
     add_schedule_args(a)
     add_check_parser(sub, DEFAULT_OUT)
@@ -808,15 +724,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.out,
                     quick=args.quick,
                     steps=args.steps,
-                    warm_steps=args.warm_steps,
                     n_scenes=args.scenes,
                     cache=args.cache,
-                    warm_only=args.warm_only,
                     components=args.components,
-                    warm_seconds=args.warm_seconds,
                     max_seconds=args.max_seconds,
                     schedule=args.schedule,
                     save_every=args.save_every,
+                    resume=args.resume,
                 ),
                 indent=2,
                 default=str,

@@ -44,10 +44,7 @@ DIRECTIONS = ("left", "right", "up", "down")
 TRAIN_SEED = 1100
 HELDOUT_SEED = 9100
 TRAIN_CLIPS = 1500
-TRAIN_STEPS = 4000  # nominal; the committed run was cut by MAX_SECONDS (see zoo_info.json)
-WARM_STEPS = 2000
-WARM_SECONDS = 540.0  # wall-time caps of the committed run (shared 2-core CPU)
-MAX_SECONDS = 420.0
+TRAIN_STEPS = 6000
 TRAIN_BATCH = 8
 BAR_COLOUR_SHAPE = 0.8
 BAR_MOTION = 0.7
@@ -220,32 +217,26 @@ def train(
     quick: bool = False,
     seed: int = 0,
     components: str | os.PathLike[str] | None = None,
-    init_from: str | os.PathLike[str] | None = "t2i-warm",
+    init_from: str | os.PathLike[str] | None = t2i.DEFAULT_OUT / "unet",
     steps: int | None = None,
-    warm_steps: int | None = None,
     n_scenes: int | None = None,
     batch: int | None = None,
     cache: str | os.PathLike[str] | None = None,
-    warm_only: bool = False,
-    warm_seconds: float | None = WARM_SECONDS,
-    max_seconds: float | None = MAX_SECONDS,
-    schedule: str = "cosine",
+    max_seconds: float | None = None,
+    schedule: str = t2i.LR_SCHEDULE,
     save_every: int = 0,
+    resume: str | os.PathLike[str] | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
 
-    ``init_from``: 2-D UNet weights for the spatial layers before training (a UNet folder, a
-    ``.pt`` state dict, or ``"t2i-warm"`` = the warm stage of :func:`t2i.train` with its
-    defaults, memoised in ``cache``: what the committed model used); then the two stages of
-    :func:`t2i.staged_fit` (stand-in text encoder, then the real one), as in :func:`t2i.train`."""
+    ``init_from``: 2-D UNet weights for the spatial layers before training (a UNet folder or a
+    ``.pt`` state dict; by default the committed toy T2I UNet); then :func:`t2i.fit_captions`
+    as in :func:`t2i.train`."""
     t_start = time.perf_counter()
     comp, tok, vae = t2i.setup_training(components, seed)
     n_scenes = n_scenes or (8 if quick else TRAIN_CLIPS)
     steps = steps if steps is not None else (2 if quick else TRAIN_STEPS)
-    warm_steps = warm_steps if warm_steps is not None else (1 if quick else WARM_STEPS)
-    if quick:
-        warm_seconds = max_seconds = None
     batch = batch or (2 if quick else TRAIN_BATCH)
     frames = 4 if quick else FRAMES
     scenes = t2v_scenes(TRAIN_SEED + seed, n_scenes, frames=frames)
@@ -262,24 +253,11 @@ def train(
     if log:
         log(f"data: {n} clips, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
     unet = build_unet(t2i.text_hidden_size(comp), latents.shape[-1], quick=quick)
-    if init_from == "t2i-warm":
-        import tempfile
-
-        c = cache if cache is not None else tempfile.mkdtemp(prefix="t2i-warm-")
-        init_from = t2i.train(out_dir, quick=quick, seed=seed, components=comp, cache=c, warm_only=True, log=log)[
-            "warm_path"
-        ]
-        t2i.one_thread()
     n_init = init_from_t2i(unet, init_from) if init_from is not None else 0
     if log:
         log(f"init: {n_init} tensors from {init_from}")
     fit_kw = dict(batch=batch, lr=t2i.LR, ema_decay=t2i.EMA_DECAY, log=log, log_every=1 if quick else 25)
-    fit_kw.update(t2i.checkpointing(out_dir, comp, "TextToVideoSDPipeline", schedule, save_every))
-    init_key = t2i._digest(*(float(v.float().sum()) for v in unet.state_dict().values()))
-    key = t2i._digest(
-        "t2v-warm", n_scenes, warm_steps, warm_seconds, seed, batch, quick, init_key, float(latents.sum())
-    )
-    warm_path = Path(cache) / f"t2v-warm-{key}.pt" if cache is not None else None
+    fit_kw.update(t2i.checkpointing(out_dir, comp, "TextToVideoSDPipeline", schedule, save_every, resume))
     return t2i.fit_and_save(
         unet,
         latents,
@@ -288,23 +266,20 @@ def train(
         comp,
         out_dir,
         "TextToVideoSDPipeline",
-        warm_path=warm_path,
-        warm_steps=warm_steps,
         steps=steps,
         seed=seed,
         quick=quick,
-        warm_only=warm_only,
-        warm_seconds=warm_seconds,
         max_seconds=max_seconds,
         fit_kw=fit_kw,
-        log=log,
         t_start=t_start,
         prep=prep,
         extra={
             "n_clips": n,
             "frames": t_n,
             "init_tensors": n_init,
-            "init_from": str(init_from) if init_from is not None else None,
+            "init_from": os.path.relpath(init_from, t2i.REPO)
+            if init_from is not None and Path(init_from).resolve().is_relative_to(t2i.REPO)
+            else (str(init_from) if init_from is not None else None),
         },
     )
 
@@ -320,12 +295,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--steps", type=int)
     a.add_argument("--scenes", type=int)
     a.add_argument("--batch", type=int)
-    a.add_argument("--cache", help="folder memoising the training latents and warm-stage weights")
-    a.add_argument("--warm-steps", type=int)
-    a.add_argument("--warm-only", action="store_true")
-    a.add_argument("--warm-seconds", type=float, default=WARM_SECONDS)
-    a.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
-    a.add_argument("--init-from", default="t2i-warm", help="2-D UNet folder, .pt state dict or t2i-warm")
+    a.add_argument("--cache", help="folder memoising the training latents")
+    a.add_argument("--max-seconds", type=float, help="wall-time cap (the run is then not step-determined)")
+    a.add_argument("--init-from", default=str(t2i.DEFAULT_OUT / "unet"), help="2-D UNet folder or .pt state dict")
     a.add_argument("--components")
     t2i.add_schedule_args(a)
     t2i.add_check_parser(sub, DEFAULT_OUT)
@@ -340,14 +312,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                     n_scenes=args.scenes,
                     batch=args.batch,
                     cache=args.cache,
-                    warm_steps=args.warm_steps,
-                    warm_only=args.warm_only,
-                    warm_seconds=args.warm_seconds,
                     max_seconds=args.max_seconds,
                     init_from=args.init_from,
                     components=args.components,
                     schedule=args.schedule,
                     save_every=args.save_every,
+                    resume=args.resume,
                 ),
                 indent=2,
                 default=str,
