@@ -19,8 +19,11 @@ colour.  Parts:
 3. ``swap``: colour word swap; success = the ground-truth judge
    (engines/common/zoo/judge.py::judge_caption) finds the target colour on the
    object; masked PSNR outside the object (silhouette dilated by one pixel,
-   as `evaluate.mask: truth`).  Methods: Video-P2P (replace + local blend on
-   the colour words, decoupled guidance), T2S + DDIM without attention control
+   as `evaluate.mask: truth`); success with the rest kept = success and masked PSNR
+   >= 20 dB (the judge alone also accepts a frame that turned the target colour
+   all over).  Methods: Video-P2P (replace + local blend on the colour words,
+   decoupled guidance; also with other injection fractions, with shared
+   guidance and without the blend), T2S + DDIM without attention control
    (the TAV+DDIM baseline: tuned T2S, plain DDIM inversion, target prompt with
    the initial null) and the per-frame SDEdit baseline (engines/sdedit,
    strength 0.6, 30 steps).
@@ -55,6 +58,9 @@ COLOUR_SWAP = {
     "orange": "cyan",
     "cyan": "red",
 }
+#: A swap "keeps the rest" when the masked PSNR outside the object is at least this (dB): the
+#: judge alone also accepts a clip whose whole frame turned the target colour.
+KEEP_DB = 20.0
 SHAPES = ("circle", "square", "triangle")
 MOTIONS = ("right", "left", "static", "down", "up")
 BACKGROUNDS = (("plain", "white"), ("gradient", "white"), ("plain", "cyan"), ("gradient", "yellow"))
@@ -331,14 +337,23 @@ def run_spec(path: Path, store_root: Path) -> dict[str, Any]:
     runner = StageRunner()
     refs: dict[str, Any] = {}
     computed: dict[str, int] = {}
+    stage_seconds: dict[str, float] = {}
     labels = []
     t0 = time.perf_counter()
     for node in plan.ordered():
+        ts = time.perf_counter()
         refs[node.key] = runner.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(store_root)))
         if not node.cached:
-            computed[node.stage.name] = computed.get(node.stage.name, 0) + 1
+            name = node.stage.name
+            computed[name] = computed.get(name, 0) + 1
+            stage_seconds[name] = round(stage_seconds.get(name, 0.0) + time.perf_counter() - ts, 1)
             labels.append(node.label)
-    return {"seconds": round(time.perf_counter() - t0, 1), "computed": computed, "recomputed": labels}
+    return {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "computed": computed,
+        "stage_seconds": stage_seconds,
+        "recomputed": labels,
+    }
 
 
 def stage_counts() -> dict[str, Any]:
@@ -418,12 +433,16 @@ def main() -> None:
                 row: dict[str, Any] = {}
                 outs = {
                     "videop2p": p2p(eng, p, p.target)[0],
+                    "videop2p_cross0.2_self0.2": p2p(eng, p, p.target, cross=0.2, self_=0.2)[0],
+                    "videop2p_cross0.8_self0.4": p2p(eng, p, p.target, cross=0.8, self_=0.4)[0],
+                    "videop2p_shared_guidance": p2p(eng, p, p.target, decoupled=False)[0],
                     "videop2p_no_blend": p2p(eng, p, p.target, blend=False)[0],
                     "t2s_ddim": p2p(eng, p, p.target, mode="none", blend=False, null="none")[0],
                     "sdedit": sdedit_baseline(sd, p, p.target),
                 }
                 for name, fr in outs.items():
-                    row[name] = {"success": judge_swap(fr, p.target), "masked_psnr": _psnr(p.clip.frames, fr, p.keep)}
+                    ok, kept = judge_swap(fr, p.target), _psnr(p.clip.frames, fr, p.keep)
+                    row[name] = {"success": ok, "masked_psnr": kept, "success_kept": ok and kept >= KEEP_DB}
                 swap_rows.append(row)
                 print(
                     "  swap",
@@ -442,6 +461,7 @@ def main() -> None:
             report["swap"] = {
                 m: {
                     "success_rate": round(float(np.mean([r[m]["success"] for r in swap_rows])), 3),
+                    "success_kept_rate": round(float(np.mean([r[m]["success_kept"] for r in swap_rows])), 3),
                     "masked_psnr": round(float(np.mean([r[m]["masked_psnr"] for r in swap_rows])), 2),
                 }
                 for m in swap_rows[0]
