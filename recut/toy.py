@@ -336,6 +336,28 @@ class ToyClip:
     def fps(self) -> float:
         return self.scene.fps
 
+    def at(self, index: np.ndarray) -> ToyClip:
+        """The clip and its ground truth at the scene frames ``index`` (e.g. a start/stride selection)."""
+        return ToyClip(
+            frames=self.frames[index],
+            masks=self.masks[index],
+            full_masks=self.full_masks[index],
+            depth=self.depth[index],
+            tracks=self.tracks[:, index],
+            visible=self.visible[:, index],
+            caption=self.caption,
+            object_captions=self.object_captions,
+            scene=self.scene,
+        )
+
+
+def frame_index(total: int, frames: dict[str, Any] | None) -> np.ndarray:
+    """Indices of the scene frames a spec's ``input.frames`` (start, count, stride) keeps."""
+    frames = frames or {}
+    start, count, stride = frames.get("start") or 0, frames.get("count"), frames.get("stride") or 1
+    stop = None if count is None else start + count * stride
+    return np.arange(total)[start:stop:stride]
+
 
 def _depths(scene: ToyScene) -> list[float]:
     k = len(scene.objects)

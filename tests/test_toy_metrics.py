@@ -16,7 +16,6 @@ import yaml
 from engines.common.evaluation import (
     EvalContext,
     edited_region_from_truth,
-    frame_index,
     load_toy_truth,
     target_scene,
 )
@@ -162,7 +161,7 @@ def test_evaluate_stage_writes_toy_metrics_for_the_frames_the_run_used(tmp_path:
     pre = tmp_path / "pre"
     preprocess(_stage_ctx({"input": inp, "_media": []}, {}, pre))
     prompt = toy.caption(scene).replace("moving right", "moving down")
-    idx = frame_index(12, frames_sel)
+    idx = toy.frame_index(12, frames_sel)
     assert list(idx) == [2, 4, 6, 8]
     full = _render_prompt(scene, prompt)
     ev = {

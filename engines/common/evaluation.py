@@ -165,14 +165,6 @@ def lpips(ctx: EvalContext) -> float:
 # --------------------------------------------------------------------------- toy ground truth
 
 
-def frame_index(total: int, frames: dict[str, Any] | None) -> np.ndarray:
-    """Indices of the scene frames a toy preprocess kept (``input.frames``: start, count, stride)."""
-    frames = frames or {}
-    start, count, stride = frames.get("start") or 0, frames.get("count"), frames.get("stride") or 1
-    stop = None if count is None else start + count * stride
-    return np.arange(total)[start:stop:stride]
-
-
 @dataclass
 class ToyTruth:
     """The ground truth of a toy input at the frames the run used.
@@ -194,19 +186,7 @@ class ToyTruth:
         """The input scene re-rendered with the prompt's objects (:func:`target_scene`), at the same frames."""
         from recut import toy
 
-        full = toy.render(target_scene(self.scene, objects))
-        i = self.index
-        return toy.ToyClip(
-            frames=full.frames[i],
-            masks=full.masks[i],
-            full_masks=full.full_masks[i],
-            depth=full.depth[i],
-            tracks=full.tracks[:, i],
-            visible=full.visible[:, i],
-            caption=full.caption,
-            object_captions=full.object_captions,
-            scene=full.scene,
-        )
+        return toy.render(target_scene(self.scene, objects)).at(self.index)
 
 
 def load_toy_truth(pre_dir: Any, frames: dict[str, Any] | None = None) -> ToyTruth | None:
@@ -224,7 +204,7 @@ def load_toy_truth(pre_dir: Any, frames: dict[str, Any] | None = None) -> ToyTru
         return None
     clip = toy.load_truth(d)
     scene = clip.scene
-    idx = frame_index(scene.frames, frames)
+    idx = toy.frame_index(scene.frames, frames)
     if len(idx) != clip.frames.shape[0]:
         raise ValueError(
             f"the toy truth has {clip.frames.shape[0]} frames, but input.frames selects {len(idx)} of the scene's "
@@ -512,7 +492,7 @@ def check_evaluate(spec: Any, listed: bool = False) -> list[tuple[str, str]]:
     prompts (and, for ``truth``/``prompt`` paths, the scene) have.
     """
     from engines.common.metrics import METRICS
-    from recut.toy import parse_caption
+    from recut.toy import frame_index, parse_caption
 
     ev = spec.evaluation
     issues: list[tuple[str, str]] = []

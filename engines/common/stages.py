@@ -69,23 +69,10 @@ def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
     from recut import toy
 
     clip = toy.render(toy.ToyScene.model_validate(inp["toy"]))
-    fr = inp["frames"]
-    stop = None if fr["count"] is None else fr["start"] + fr["count"] * fr["stride"]
-    idx = np.arange(clip.frames.shape[0])[fr["start"] : stop : fr["stride"]]
-    sub = toy.ToyClip(
-        frames=clip.frames[idx],
-        masks=clip.masks[idx],
-        full_masks=clip.full_masks[idx],
-        depth=clip.depth[idx],
-        tracks=clip.tracks[:, idx],
-        visible=clip.visible[:, idx],
-        caption=clip.caption,
-        object_captions=clip.object_captions,
-        scene=clip.scene,
-    )
+    sub = clip.at(toy.frame_index(clip.frames.shape[0], inp["frames"]))
     files = toy.write_clip(sub, ctx.out_dir)
     files["video"].unlink()  # the lossless frames.npy is the input; no mp4 needed here
-    fps = clip.scene.fps / fr["stride"]
+    fps = clip.scene.fps / inp["frames"]["stride"]
     t, h, w = sub.frames.shape[:3]
     info = {"fps": float(fps), "frames": int(t), "height": int(h), "width": int(w), "source": "toy"}
     info["caption"] = clip.caption
