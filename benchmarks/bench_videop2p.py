@@ -1,6 +1,6 @@
 """Video-P2P on toy scenes: the figures of benchmarks/RESULTS.md (section "Video-P2P").
 
-    python benchmarks/bench_videop2p.py [--scenes N] [--parts inversion,identity,swap,stages] [--json OUT]
+    python benchmarks/bench_videop2p.py [--scenes N] [--parts inversion,identity,swap,masks,stages] [--json OUT]
                                         [--set cross_replace=0.2 ...]
 
 Everything runs with the `toy` profile (models/toy/t2i, whatever is committed
@@ -27,7 +27,10 @@ colour.  Parts:
    (the TAV+DDIM baseline: tuned T2S, plain DDIM inversion, target prompt with
    the initial null) and the per-frame SDEdit baseline (engines/sdedit,
    strength 0.6, 30 steps).
-4. ``stages``: one spec with 1 edit and one with 4 edits of the same clip, run
+4. ``masks``: where the local blend mask of the Video-P2P swap (decoupled guidance, blend
+   on the colour words) falls: its share of the frame, and against the object (a latent
+   cell counts as object when at least a quarter of its pixels are): recall, precision, IoU.
+5. ``stages``: one spec with 1 edit and one with 4 edits of the same clip, run
    through recut's planner and StageRunner (no Prefect/Ray) in fresh stores:
    computed stages per kind and wall seconds; then one edit's prompt changes
    and the re-run's recomputed stages are listed.
@@ -260,6 +263,19 @@ def p2p(
     return frames, mask
 
 
+def mask_stats(mask: np.ndarray, objects: np.ndarray) -> dict[str, float]:
+    """Blend mask ``[F, h, w]`` (latent cells) against object silhouettes ``[F, H, W]`` (pixels)."""
+    f, h, w = mask.shape
+    cells = objects.reshape(f, h, objects.shape[1] // h, w, objects.shape[2] // w).mean(axis=(2, 4)) >= 0.25
+    inter = float((mask & cells).sum())
+    return {
+        "frame_coverage": float(mask.mean()),
+        "recall": inter / max(float(cells.sum()), 1.0),
+        "precision": inter / max(float(mask.sum()), 1.0),
+        "iou": inter / max(float((mask | cells).sum()), 1.0),
+    }
+
+
 def sdedit_baseline(sd_engine: Any, p: Prepared, target: str) -> np.ndarray:
     from recut import video
     from recut.engine import StageContext
@@ -374,7 +390,7 @@ def stage_counts() -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", type=int, default=6)
-    ap.add_argument("--parts", default="inversion,identity,swap,stages")
+    ap.add_argument("--parts", default="inversion,identity,swap,masks,stages")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a SETTINGS entry")
     args = ap.parse_args()
@@ -398,9 +414,9 @@ def main() -> None:
     report: dict[str, Any] = {"settings": SETTINGS, "model": model.identity[:12], "scenes": args.scenes}
     print(f"toy profile {model.identity[:12]}; settings {json.dumps(SETTINGS)}", flush=True)
 
-    if parts & {"inversion", "identity", "swap"}:
+    if parts & {"inversion", "identity", "swap", "masks"}:
         sd = SDEditEngine(model)
-        inv_rows, id_rows, swap_rows = [], [], []
+        inv_rows, id_rows, swap_rows, mask_rows = [], [], [], []
         for i, scene in enumerate(scene_list(args.scenes)):
             p = prepare(eng, scene, per_frame="inversion" in parts)
             prep_s = {k: round(v, 1) for k, v in (p.seconds or {}).items()}
@@ -450,6 +466,12 @@ def main() -> None:
                     flush=True,
                 )
 
+            if "masks" in parts:
+                _, mask = p2p(eng, p, p.target)
+                assert mask is not None
+                mask_rows.append(mask_stats(mask, p.clip.full_masks[:, 0]))
+                print("  blend mask", {k: round(v, 3) for k, v in mask_rows[-1].items()}, flush=True)
+
         def mean(rows: list[dict[str, float]]) -> dict[str, float]:
             return {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0]} if rows else {}
 
@@ -457,6 +479,9 @@ def main() -> None:
             report["inversion_psnr"] = mean(inv_rows)
         if id_rows:
             report["identity_psnr"] = mean(id_rows)
+        if mask_rows:
+            report["blend_mask"] = {k: round(float(np.mean([r[k] for r in mask_rows])), 3) for k in mask_rows[0]}
+            report["blend_mask_per_scene"] = [{k: round(v, 3) for k, v in r.items()} for r in mask_rows]
         if swap_rows:
             report["swap"] = {
                 m: {
