@@ -110,14 +110,19 @@ def test_judges_on_ground_truth() -> None:
 
 
 @pytest.mark.skipif(not _committed(T2I_DIR), reason="models/toy/t2i not trained")
-def test_committed_t2i_samples_follow_colour() -> None:
+def test_committed_t2i_samples_follow_colour_and_shape() -> None:
+    """The committed T2I follows held-out prompts (measured 16/16 colour, 14/16 colour+shape at 10 DDIM
+    steps; the full check is 48 prompts at 30 steps, see benchmarks/ZOO_B.md)."""
     _assert_layout(T2I_DIR, "StableDiffusionPipeline")
     pipe = t2i.load_pipeline(T2I_DIR)
-    prompts = t2i.heldout_prompts(8)
+    prompts = t2i.heldout_prompts(16)
     imgs = t2i.sample(pipe, prompts, steps=10, guidance=5.0)
-    assert imgs.shape == (8, 64, 64, 3)
-    ok = sum(t2i.judge_image(im, p)["colour_ok"] for im, p in zip(imgs, prompts, strict=True))
-    assert ok >= 5, f"only {ok}/8 samples show the prompt's colour"
+    assert imgs.shape == (16, 64, 64, 3)
+    verdicts = [t2i.judge_image(im, p) for im, p in zip(imgs, prompts, strict=True)]
+    colour = sum(v["colour_ok"] for v in verdicts)
+    both = sum(v["shape_ok"] for v in verdicts)
+    assert colour >= 15, f"only {colour}/16 samples show the prompt's colour"
+    assert both >= 12, f"only {both}/16 samples show the prompt's colour and shape"
 
 
 @pytest.mark.skipif(not _committed(T2V_DIR), reason="models/toy/t2v not trained")
