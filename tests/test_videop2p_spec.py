@@ -268,3 +268,41 @@ def test_stages_run_and_cache_on_tiny_models(project: Path, tmp_path: Path) -> N
     assert _run(path, store)[0] == []
     path.write_text(path.read_text().replace("a large blue circle", "a large orange circle"))
     assert sorted(_run(path, store)[0]) == ["evaluate[blue]", "sample[blue]"]
+
+
+TOY_SWAP = """\
+method: videop2p
+input:
+  toy:
+    objects: [{shape: circle, colour: red, size: large, motion: right}]
+    background: {kind: plain, colour: white}
+    frames: 6
+    seed: 3
+model: {profile: toy}
+params:
+  source_prompt: a large red circle moving right over a plain white background
+  finetune: {steps: 10, lr: 1.0e-4}
+  inversion: {steps: 10, inner_steps: 3, lr: 0.1}
+  guidance_scale: 5.0
+  cross_replace: 0.4
+  blend: {source_words: [red], target_words: [green], threshold: 0.3, start: 0.2}
+evaluate:
+  metrics: [toy_edit_success, toy_unedited_psnr]
+  mask: truth
+edits:
+  - {name: green, prompt: a large green circle moving right over a plain white background}
+"""
+
+
+def test_word_swap_on_toy_models_recolours_the_circle(project: Path, tmp_path: Path) -> None:
+    """Paper defaults (decoupled guidance, replace, local blend) at toy scale, judged against the truth."""
+    import torch
+
+    torch.set_num_threads(1)
+    computed, refs = _run(_write(project, TOY_SWAP), tmp_path / "swapstore")
+    assert "sample[green]" in computed
+    metrics = json.loads((refs["evaluate[green]"].dir / "metrics.json").read_text())
+    assert metrics["toy_edit_colour"] == 1 and metrics["toy_edit_success"] == 1, metrics
+    # measured 24.1 dB; without attention control (T2S + DDIM) the background drops to ~17 dB
+    # (benchmarks/RESULTS.md, Video-P2P), so 20 dB is the "rest kept" bar used there
+    assert metrics["toy_unedited_psnr"] > 20, metrics
