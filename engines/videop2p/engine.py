@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from engines.common import sampling
+from engines.common.metrics import psnr
 from engines.common.stages import EVALUATE, PREPROCESS, evaluate, preprocess
 from engines.videop2p.params import VideoP2PParams
 from recut import video
@@ -162,36 +164,16 @@ class Components:
 
 
 def load_components(model: Any, device: str = "cpu") -> Components:
-    """VAE, text encoder, tokenizer, UNet and scheduler config of the model's ``image`` role."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    """VAE, text encoder, tokenizer, UNet and scheduler config of the model's ``image`` role
+    (loaded by the shared :func:`engines.common.sampling.load_components`)."""
+    from diffusers import UNet2DConditionModel
 
-    dtype = model.torch_dtype(device)
-
-    def get(cls: Any, sub: str, **kw: Any) -> Any:
-        return model.from_pretrained(cls, "image", subfolder=sub, **kw)
-
-    tokenizer = get(CLIPTokenizer, "tokenizer")
-    scheduler = get(DDIMScheduler, "scheduler")
-    nets = {
-        "vae": get(AutoencoderKL, "vae", torch_dtype=dtype),
-        "text_encoder": get(CLIPTextModel, "text_encoder", dtype=dtype),
-        "unet": get(UNet2DConditionModel, "unet", torch_dtype=dtype),
-    }
-    for net in nets.values():
-        net.to(device)
-        net.eval()
-        net.requires_grad_(False)
-    return Components(nets["vae"], nets["text_encoder"], tokenizer, nets["unet"], scheduler.config, dtype, device)
+    c = sampling.load_components(model, "image", UNet2DConditionModel, device)
+    return Components(c.vae, c.text_encoder, c.tokenizer, c.unet, c.scheduler_config, c.dtype, device)
 
 
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
 class VideoP2PEngine(Engine):
