@@ -106,7 +106,7 @@ def embed(c: Components, text: str, device: str = "cpu") -> Any:
         return_tensors="pt",
     )
     ids = tok.input_ids.to(device)
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: the result may enter autograd (e.g. null-text optimisation)
         return c.text_encoder(ids)[0].to(c.dtype)
 
 

@@ -104,19 +104,10 @@ SAMPLE = Stage(
 
 
 @dataclass
-class Components:
-    vae: Any
-    text_encoder: Any
-    tokenizer: Any
-    unet: Any
-    scheduler_config: Any
-    dtype: Any
-    device: str
+class Components(sampling.Components):
+    """The shared components plus the device, with the video latent layout ``[1, C, T, h, w]``."""
 
-    @property
-    def multiple(self) -> int:
-        vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        return vae_scale * 2 ** (len(self.unet.config.block_out_channels) - 1)
+    device: str = "cpu"
 
     def scheduler(self) -> Any:
         from diffusers import DDIMScheduler
@@ -124,43 +115,21 @@ class Components:
         return DDIMScheduler.from_config(self.scheduler_config)
 
     def embed(self, text: str) -> Any:
-        import torch
-
-        ids = self.tokenizer(
-            [text],
-            padding="max_length",
-            max_length=self.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        ).input_ids.to(self.device)
-        with torch.no_grad():
-            return self.text_encoder(ids)[0].to(self.dtype)
+        return sampling.embed(self, text, self.device)
 
     def encode(self, frames: np.ndarray, batch: int = 8) -> Any:
         """uint8 ``[T,H,W,3]`` -> scaled latents ``[1, C, T, h, w]`` (VAE posterior mean)."""
         import torch
 
-        out = []
         with torch.no_grad():
-            for i in range(0, len(frames), batch):
-                x = torch.from_numpy(np.ascontiguousarray(frames[i : i + batch])).permute(0, 3, 1, 2)
-                x = x.to(self.device, self.dtype) / 127.5 - 1.0
-                out.append(self.vae.encode(x).latent_dist.mode())
-        lat = torch.cat(out) * self.vae.config.scaling_factor
-        return lat.permute(1, 0, 2, 3).unsqueeze(0)
+            return sampling.encode(self, frames, batch, self.device).permute(1, 0, 2, 3).unsqueeze(0)
 
     def decode(self, latents: Any, batch: int = 8) -> np.ndarray:
         """``[1, C, T, h, w]`` -> uint8 ``[T,H,W,3]``."""
         import torch
 
-        lat = latents[0].permute(1, 0, 2, 3)
-        out = []
         with torch.no_grad():
-            for i in range(0, lat.shape[0], batch):
-                x = self.vae.decode(lat[i : i + batch] / self.vae.config.scaling_factor).sample
-                x = ((x.float() / 2 + 0.5).clamp(0, 1) * 255).round().to("cpu")
-                out.append(x.permute(0, 2, 3, 1).numpy().astype(np.uint8))
-        return np.concatenate(out)
+            return sampling.decode(self, latents[0].permute(1, 0, 2, 3), batch)
 
 
 def load_components(model: Any, device: str = "cpu") -> Components:
