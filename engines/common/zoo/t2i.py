@@ -701,43 +701,36 @@ def CLIPTextModel_from(comp: Path):
     return CLIPTextModel.from_pretrained(comp / "text_encoder").eval().requires_grad_(False)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=None) -> None:
+    """The ``train`` / ``check`` command line shared by the T2I and T2V trainers; ``add_extra(parser)``
+    adds a trainer's own ``train`` options (their names match its ``train`` keywords)."""
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m engines.common.zoo.t2i")
+    ap = argparse.ArgumentParser(prog=prog)
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("train")
     a.add_argument("--quick", action="store_true")
-    a.add_argument("--out", default=str(DEFAULT_OUT))
+    a.add_argument("--out", default=str(default_out))
     a.add_argument("--steps", type=int)
-    a.add_argument("--scenes", type=int)
+    a.add_argument("--scenes", type=int, dest="n_scenes")
     a.add_argument("--cache", help="folder memoising the training latents")
     a.add_argument("--max-seconds", type=float, help="wall-time cap (the run is then not step-determined)")
     a.add_argument("--components", help="folder with vae/, text_encoder/, tokenizer/ (default models/toy)")
     add_schedule_args(a)
-    add_check_parser(sub, DEFAULT_OUT)
+    if add_extra is not None:
+        add_extra(a)
+    add_check_parser(sub, default_out)
     args = ap.parse_args(argv)
     if args.cmd == "train":
-        print(
-            json.dumps(
-                train(
-                    args.out,
-                    quick=args.quick,
-                    steps=args.steps,
-                    n_scenes=args.scenes,
-                    cache=args.cache,
-                    components=args.components,
-                    max_seconds=args.max_seconds,
-                    schedule=args.schedule,
-                    save_every=args.save_every,
-                    resume=args.resume,
-                ),
-                indent=2,
-                default=str,
-            )
-        )
+        kw = vars(args)
+        kw.pop("cmd")
+        print(json.dumps(train_fn(kw.pop("out"), **kw), indent=2, default=str))
     else:
-        print_check(check, args)
+        print_check(check_fn, args)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_cli(argv, "python -m engines.common.zoo.t2i", DEFAULT_OUT, train, check)
 
 
 if __name__ == "__main__":

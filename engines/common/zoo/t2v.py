@@ -25,7 +25,6 @@ CLI: ``python -m engines.common.zoo.t2v train [--quick] [--out DIR]`` / ``check 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -284,47 +283,13 @@ def train(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m engines.common.zoo.t2v")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("train")
-    a.add_argument("--quick", action="store_true")
-    a.add_argument("--out", default=str(DEFAULT_OUT))
-    a.add_argument("--steps", type=int)
-    a.add_argument("--scenes", type=int)
+def _train_args(a) -> None:
     a.add_argument("--batch", type=int)
-    a.add_argument("--cache", help="folder memoising the training latents")
-    a.add_argument("--max-seconds", type=float, help="wall-time cap (the run is then not step-determined)")
     a.add_argument("--init-from", default=str(t2i.DEFAULT_OUT / "unet"), help="2-D UNet folder or .pt state dict")
-    a.add_argument("--components")
-    t2i.add_schedule_args(a)
-    t2i.add_check_parser(sub, DEFAULT_OUT)
-    args = ap.parse_args(argv)
-    if args.cmd == "train":
-        print(
-            json.dumps(
-                train(
-                    args.out,
-                    quick=args.quick,
-                    steps=args.steps,
-                    n_scenes=args.scenes,
-                    batch=args.batch,
-                    cache=args.cache,
-                    max_seconds=args.max_seconds,
-                    init_from=args.init_from,
-                    components=args.components,
-                    schedule=args.schedule,
-                    save_every=args.save_every,
-                    resume=args.resume,
-                ),
-                indent=2,
-                default=str,
-            )
-        )
-    else:
-        t2i.print_check(check, args)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    t2i.run_cli(argv, "python -m engines.common.zoo.t2v", DEFAULT_OUT, train, check, _train_args)
 
 
 if __name__ == "__main__":
