@@ -145,3 +145,29 @@ def test_resume_continues_the_run_exactly(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     c = load_file(tmp_path / "full" / "checkpoints" / "step-2" / "unet" / "diffusion_pytorch_model.safetensors")
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the checkpoint is an earlier state
+
+
+def test_swap_word_changes_only_the_named_attribute() -> None:
+    cap = "a small red circle moving up over a plain white background"
+    assert t2v.swap_word(cap, "motion") == "a small red circle moving down over a plain white background"
+    assert t2v.swap_word(cap, "colour") == "a small blue circle moving up over a plain white background"
+    with pytest.raises(ValueError, match="attribute"):
+        t2v.swap_word(cap, "size")
+
+
+def test_conditioning_sensitivity_sees_whether_the_unet_reads_the_caption(tmp_path: Path) -> None:
+    """A random UNet reads its caption (both swaps change its prediction); the same UNet with
+    its cross-attention keys and values zeroed cannot (both figures exactly 0)."""
+    torch.manual_seed(0)
+    unet = t2v.build_unet(t2i.text_hidden_size(t2i.default_components()), 16, quick=True)
+    reads = t2i.save_pipeline(tmp_path / "reads", unet, t2i.default_components(), "TextToVideoSDPipeline")
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if ".attn2.to_k." in name or ".attn2.to_v." in name:
+                p.zero_()
+    blind = t2i.save_pipeline(tmp_path / "blind", unet, t2i.default_components(), "TextToVideoSDPipeline")
+    keys = [f"{a}_rel_error_t{t}" for a in ("motion", "colour") for t in t2v.PROBE_TIMESTEPS]
+    seen = t2v.conditioning_sensitivity(reads, n_clips=4)
+    assert seen["n_clips"] == 4 and all(abs(seen[k]) > 1e-5 for k in keys), seen
+    none = t2v.conditioning_sensitivity(blind, n_clips=4)
+    assert all(none[k] == 0.0 for k in keys), none
