@@ -464,21 +464,25 @@ def record_check(model_dir: str | os.PathLike[str], figures: dict[str, Any]) -> 
     p.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
-def load_pipeline(model_dir: str | os.PathLike[str] = DEFAULT_OUT):
-    from diffusers import StableDiffusionPipeline
+def load_pipeline(model_dir: str | os.PathLike[str] = DEFAULT_OUT, pipeline_class: str = "StableDiffusionPipeline"):
+    """A toy pipeline folder, offline, quiet (``pipeline_class``: a diffusers pipeline name)."""
+    import diffusers
     from diffusers.utils import logging as dlog
 
     dlog.set_verbosity_error()
-    pipe = StableDiffusionPipeline.from_pretrained(str(model_dir), safety_checker=None, local_files_only=True)
+    extra = {"safety_checker": None} if pipeline_class == "StableDiffusionPipeline" else {}
+    pipe = getattr(diffusers, pipeline_class).from_pretrained(str(model_dir), local_files_only=True, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 @torch.no_grad()
 def sample(
-    pipe, prompts: Sequence[str], steps: int = 30, guidance: float = 5.0, seed: int = 0, batch: int = 48
+    pipe, prompts: Sequence[str], steps: int = 30, guidance: float = 5.0, seed: int = 0, batch: int = 48, **call_kw
 ) -> np.ndarray:
-    """uint8 ``[N,64,64,3]`` images, one per prompt (seeded generator per batch)."""
+    """uint8 samples, one per prompt (a seeded generator per batch): ``[N,64,64,3]`` images from an
+    image pipeline, ``[N,T,64,64,3]`` clips from a video pipeline (``call_kw``, e.g. ``num_frames``,
+    go to the pipeline call)."""
     outs = []
     for i in range(0, len(prompts), batch):
         g = torch.Generator().manual_seed(seed + i)
@@ -490,8 +494,10 @@ def sample(
             output_type="np",
             height=64,
             width=64,
+            **call_kw,
         )
-        outs.append(np.clip(np.rint(r.images * 255), 0, 255).astype(np.uint8))
+        v = np.asarray(r.frames if hasattr(r, "frames") else r.images)
+        outs.append(np.clip(np.rint(v * 255), 0, 255).astype(np.uint8))
     return np.concatenate(outs)
 
 

@@ -121,16 +121,9 @@ def init_from_t2i(unet3d, unet2d: str | os.PathLike[str]) -> int:
 
 
 def load_pipeline(model_dir: str | os.PathLike[str] = DEFAULT_OUT):
-    from diffusers import TextToVideoSDPipeline
-    from diffusers.utils import logging as dlog
-
-    dlog.set_verbosity_error()
-    pipe = TextToVideoSDPipeline.from_pretrained(str(model_dir), local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return t2i.load_pipeline(model_dir, "TextToVideoSDPipeline")
 
 
-@torch.no_grad()
 def sample(
     pipe,
     prompts: Sequence[str],
@@ -140,23 +133,8 @@ def sample(
     frames: int = FRAMES,
     batch: int = 16,
 ) -> np.ndarray:
-    """uint8 ``[N,T,64,64,3]`` clips, one per prompt."""
-    outs = []
-    for i in range(0, len(prompts), batch):
-        g = torch.Generator().manual_seed(seed + i)
-        r = pipe(
-            list(prompts[i : i + batch]),
-            num_frames=frames,
-            num_inference_steps=steps,
-            guidance_scale=guidance,
-            generator=g,
-            output_type="np",
-            height=64,
-            width=64,
-        )
-        v = np.asarray(r.frames)
-        outs.append(np.clip(np.rint(v * 255), 0, 255).astype(np.uint8))
-    return np.concatenate(outs)
+    """uint8 ``[N,T,64,64,3]`` clips, one per prompt (:func:`t2i.sample` with ``num_frames``)."""
+    return t2i.sample(pipe, prompts, steps=steps, guidance=guidance, seed=seed, batch=batch, num_frames=frames)
 
 
 def judge_clip(clip: np.ndarray, prompt: str) -> dict[str, Any]:
