@@ -171,3 +171,16 @@ def test_conditioning_sensitivity_sees_whether_the_unet_reads_the_caption(tmp_pa
     assert seen["n_clips"] == 4 and all(abs(seen[k]) > 1e-5 for k in keys), seen
     none = t2v.conditioning_sensitivity(blind, n_clips=4)
     assert all(none[k] == 0.0 for k in keys), none
+
+
+@pytest.mark.skipif(not _committed(T2V_DIR), reason="models/toy/t2v not trained")
+def test_checks_report_their_bar_figures(quick_t2i: Path) -> None:
+    """`check` of both trainers on a tiny budget: the figures the bars are judged on, and the
+    T2V's conditioning probe."""
+    f2 = t2i.check(quick_t2i, n_prompts=2, steps=2)
+    assert f2["n_prompts"] == 2 and 0.0 <= f2["colour_shape_acc"] <= f2["colour_acc"] <= 1.0
+    assert f2["passed"] == (f2["colour_shape_acc"] >= t2i.BAR_COLOUR_SHAPE)
+    f3 = t2v.check(T2V_DIR, n_prompts=2, steps=2)
+    assert f3["frames"] == t2v.FRAMES and 0.0 <= f3["motion_acc"] <= 1.0
+    assert f3["passed"] == (f3["colour_shape_acc"] >= t2v.BAR_COLOUR_SHAPE and f3["motion_acc"] >= t2v.BAR_MOTION)
+    assert f3["conditioning_sensitivity"]["n_clips"] == 32

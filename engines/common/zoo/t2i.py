@@ -526,13 +526,24 @@ def check(
     """Sample one image per held-out prompt and judge colour and shape (``record``: also
     store the figures in ``zoo_info.json``)."""
     one_thread()
-    pipe = load_pipeline(model_dir)
     prompts = heldout_prompts(n_prompts)
+    _, figs = judged_samples(load_pipeline(model_dir), prompts, sample, judge_image, steps, guidance, seed)
+    figs["passed"] = figs["colour_shape_acc"] >= BAR_COLOUR_SHAPE
+    if record:
+        record_check(model_dir, figs)
+    return figs
+
+
+def judged_samples(
+    pipe, prompts: Sequence[str], sample_fn, judge_fn, steps: int, guidance: float, seed: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One sample per prompt (``sample_fn``), each judged (``judge_fn(sample, prompt)`` -> dict with
+    ``colour_ok``/``shape_ok``); returns the judgements and the shared check figures."""
     t0 = time.perf_counter()
-    imgs = sample(pipe, prompts, steps=steps, guidance=guidance, seed=seed)
-    res = [judge_image(im, p) for im, p in zip(imgs, prompts, strict=True)]
+    out = sample_fn(pipe, prompts, steps=steps, guidance=guidance, seed=seed)
+    res = [judge_fn(x, p) for x, p in zip(out, prompts, strict=True)]
     figs = {
-        "n_prompts": n_prompts,
+        "n_prompts": len(prompts),
         "steps": steps,
         "guidance": guidance,
         "sampler": "DDIM",
@@ -540,10 +551,7 @@ def check(
         "colour_shape_acc": float(np.mean([r["shape_ok"] for r in res])),
         "sample_seconds": round(time.perf_counter() - t0, 1),
     }
-    figs["passed"] = figs["colour_shape_acc"] >= BAR_COLOUR_SHAPE
-    if record:
-        record_check(model_dir, figs)
-    return figs
+    return res, figs
 
 
 # --------------------------------------------------------------------------- training

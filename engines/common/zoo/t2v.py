@@ -165,22 +165,11 @@ def check(
     model's :func:`conditioning_sensitivity` (diagnostic only: the bars are judged on samples)
     (``record``: also store the figures in ``zoo_info.json``)."""
     t2i.one_thread()
-    pipe = load_pipeline(model_dir)
-    prompts = heldout_prompts(n_prompts)
-    t0 = time.perf_counter()
-    clips = sample(pipe, prompts, steps=steps, guidance=guidance, seed=seed)
-    res = [judge_clip(c, p) for c, p in zip(clips, prompts, strict=True)]
-    figs = {
-        "n_prompts": n_prompts,
-        "frames": FRAMES,
-        "steps": steps,
-        "guidance": guidance,
-        "sampler": "DDIM",
-        "colour_acc": float(np.mean([r["colour_ok"] for r in res])),
-        "colour_shape_acc": float(np.mean([r["shape_ok"] for r in res])),
-        "motion_acc": float(np.mean([r["motion_ok"] for r in res])),
-        "sample_seconds": round(time.perf_counter() - t0, 1),
-    }
+    res, figs = t2i.judged_samples(
+        load_pipeline(model_dir), heldout_prompts(n_prompts), sample, judge_clip, steps, guidance, seed
+    )
+    figs["frames"] = FRAMES
+    figs["motion_acc"] = float(np.mean([r["motion_ok"] for r in res]))
     figs["passed"] = figs["colour_shape_acc"] >= BAR_COLOUR_SHAPE and figs["motion_acc"] >= BAR_MOTION
     figs["conditioning_sensitivity"] = conditioning_sensitivity(model_dir)
     if record:
