@@ -123,17 +123,17 @@ def test_committed_depth_order() -> None:
     out = depth.predict(m, p, data.frame_batch("heldout", 2)["uint8"])
     assert out.shape == (2, 64, 64)
     res = depth.evaluate(model=m, processor=p, n=64)
-    # regression floor for the committed weights (measured 0.86 on 254 pairs; see ZOO_A.md)
-    assert res["occluding_pairs"] >= 20 and res["order_acc_occluding"] >= 0.75, res
+    # regression floor on a quick subset (measured 0.89 on its 55 pairs; see ZOO_A.md)
+    assert res["occluding_pairs"] >= 20 and res["order_acc_occluding"] >= 0.85, res
 
 
 @needs["depth"]
-@pytest.mark.xfail(strict=False, reason="depth quality bar (>= 0.90 occluding-pair order) not met yet: ~0.86")
 def test_committed_depth_meets_bar() -> None:
+    """The issue's bar on the recorded protocol: 254 occluding pairs of 300 held-out scenes."""
     from engines.common.zoo import depth
 
-    res = depth.evaluate(TOY_DIR / "depth", n=64)
-    assert res["order_acc_occluding"] >= 0.85, res
+    res = depth.evaluate(TOY_DIR / "depth", n=300)
+    assert res["occluding_pairs"] == 254 and res["order_acc_occluding"] >= depth.BAR, res
 
 
 def test_toy_profile_lists_components() -> None:

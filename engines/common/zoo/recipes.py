@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="output folder (default: the recipe's models/toy folder)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init-from", type=Path, help="vae/depth: continue training from this folder")
-    ap.add_argument("--minutes", type=float, help="vae/depth: time budget (default 20 / 14)")
+    ap.add_argument("--minutes", type=float, help="vae/depth: time budget (default 20 / 28)")
     ap.add_argument("--lr", type=float, help="vae/depth: peak learning rate (default 1.5e-3 / 1e-3)")
     ap.add_argument("--rank-weight", type=float, help="depth: weight of the occlusion ranking loss (default 1)")
     args = ap.parse_args(argv)
