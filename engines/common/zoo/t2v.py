@@ -224,13 +224,12 @@ def conditioning_sensitivity(
     emb = {"true": t2i.encode_text(tok, te, caps)}
     for attr in ("motion", "colour"):
         emb[attr] = t2i.encode_text(tok, te, [swap_word(c, attr) for c in caps])
-    acp = t2i.ddpm_scheduler().alphas_cumprod.float()
-    out: dict[str, Any] = {"n_clips": n, "timesteps": list(timesteps)}
-    for tt in timesteps:
-        noise = torch.randn(lat.shape, generator=torch.Generator().manual_seed(int(tt)))
-        a = acp[int(tt)]
-        xt = a.sqrt() * lat + (1 - a).sqrt() * noise
-        t = torch.full((n,), int(tt))
+    sched = t2i.ddpm_scheduler()
+    out: dict[str, Any] = {"n_clips": n, "timesteps": [int(tt) for tt in timesteps]}
+    for tt in out["timesteps"]:
+        noise = torch.randn(lat.shape, generator=torch.Generator().manual_seed(tt))
+        t = torch.full((n,), tt)
+        xt = sched.add_noise(lat, noise, t)
         err = {}
         for k, e in emb.items():
             err[k] = (unet(xt, t, encoder_hidden_states=e).sample - noise).pow(2).flatten(1).mean(1)
