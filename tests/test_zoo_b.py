@@ -77,8 +77,14 @@ def test_quick_t2v_trains_and_loads(tmp_path: Path) -> None:
     out = tmp_path / "t2v"
     figs = t2v.train(out, quick=True, log=None)
     assert np.isfinite(figs["final_loss"])
+    assert figs["prediction_type"] == "v_prediction" and figs["zero_terminal_snr"]
     _assert_layout(out, "TextToVideoSDPipeline")
     pipe = t2v.load_pipeline(out)
+    # the pipeline samples with the schedule the UNet was trained on: zero terminal SNR, v, trailing
+    cfg = pipe.scheduler.config
+    assert (cfg.prediction_type, cfg.rescale_betas_zero_snr, cfg.timestep_spacing) == ("v_prediction", True, "trailing")
+    pipe.scheduler.set_timesteps(4)
+    assert int(pipe.scheduler.timesteps[0]) == 999 and float(pipe.scheduler.alphas_cumprod[999]) < 1e-6
     clips = t2v.sample(
         pipe, ["a red circle moving left over a plain white background"], steps=2, guidance=3.0, frames=4
     )
@@ -145,6 +151,24 @@ def test_resume_continues_the_run_exactly(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
     c = load_file(tmp_path / "full" / "checkpoints" / "step-2" / "unet" / "diffusion_pytorch_model.safetensors")
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the checkpoint is an earlier state
+
+
+def test_prediction_target_follows_the_scheduler() -> None:
+    from diffusers import DDPMScheduler
+
+    from engines.common.finetune import prediction_target
+
+    x0, noise, t = torch.randn(2, 4, 3, 8, 8), torch.randn(2, 4, 3, 8, 8), torch.tensor([10, 999])
+    eps = DDPMScheduler(**{k: v for k, v in t2i.SCHEDULE.items() if k not in ("set_alpha_to_one", "steps_offset")})
+    assert prediction_target(eps, x0, noise, t) is noise
+    v = t2i.ddpm_scheduler(t2v.SCHEDULE)
+    a = v.alphas_cumprod[t].view(-1, 1, 1, 1, 1)
+    assert torch.allclose(prediction_target(v, x0, noise, t), a.sqrt() * noise - (1 - a).sqrt() * x0, atol=1e-6)
+    # zero terminal SNR: at t = 999 the input is pure noise and the target is -x0
+    assert torch.allclose(prediction_target(v, x0, noise, t)[1], -x0[1], atol=1e-3)
+    bad = DDPMScheduler(prediction_type="sample")
+    with pytest.raises(ValueError, match="prediction_type"):
+        prediction_target(bad, x0, noise, t)
 
 
 def test_swap_word_changes_only_the_named_attribute() -> None:

@@ -118,6 +118,17 @@ def _default_forward(model: Any, noisy: torch.Tensor, t: torch.Tensor, cond: tor
     return model(noisy, t, encoder_hidden_states=cond).sample
 
 
+def prediction_target(scheduler: Any, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What a UNet trained under ``scheduler`` predicts for ``x0`` noised with ``noise`` at ``t``:
+    the noise (``epsilon``) or the velocity ``sqrt(a) * noise - sqrt(1 - a) * x0`` (``v_prediction``)."""
+    kind = getattr(scheduler.config, "prediction_type", "epsilon")
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(x0, noise, t)
+    raise ValueError(f"scheduler prediction_type must be 'epsilon' or 'v_prediction', got {kind!r}")
+
+
 def finetune(
     model: torch.nn.Module,
     params: dict[str, torch.nn.Parameter],
@@ -130,7 +141,6 @@ def finetune(
     """Train ``params`` of ``model`` to predict the noise of ``data``; see the module docstring."""
     fwd = forward or _default_forward
     n_train = int(scheduler.config.num_train_timesteps)
-    prediction = getattr(scheduler.config, "prediction_type", "epsilon")
     gen = torch.Generator(device="cpu").manual_seed(int(config.seed))
 
     # 1. freeze everything but the selected parameters
@@ -158,7 +168,7 @@ def finetune(
             noise = torch.randn(latents.shape, generator=gen, dtype=torch.float32).to(dev, latents.dtype)
             t = torch.randint(0, n_train, (latents.shape[0],), generator=gen).to(dev)
             noisy = scheduler.add_noise(latents, noise, t)
-            target = scheduler.get_velocity(latents, noise, t) if prediction == "v_prediction" else noise
+            target = prediction_target(scheduler, latents, noise, t)
             pred = fwd(model, noisy, t, cond)
             loss = torch.nn.functional.mse_loss(pred.float(), target.float())
             # 4. one AdamW step on the trainable parameters

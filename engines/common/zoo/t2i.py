@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engines.common.finetune import prediction_target
 from recut import toy
 from recut.tinymodels import SD15_SCHEDULE
 
@@ -216,16 +217,19 @@ def build_unet(cross_dim: int, sample_size: int, quick: bool = False):
     )
 
 
-def ddpm_scheduler():
+def ddpm_scheduler(schedule: dict[str, Any] | None = None):
+    """The training scheduler of ``schedule`` (default :data:`SCHEDULE`, SD-1.5)."""
     from diffusers import DDPMScheduler
 
-    return DDPMScheduler(**{k: v for k, v in SCHEDULE.items() if k not in ("set_alpha_to_one", "steps_offset")})
+    skip = ("set_alpha_to_one", "steps_offset")
+    return DDPMScheduler(**{k: v for k, v in (schedule or SCHEDULE).items() if k not in skip})
 
 
-def ddim_scheduler():
+def ddim_scheduler(schedule: dict[str, Any] | None = None):
+    """The sampling scheduler a pipeline folder ships for ``schedule`` (default :data:`SCHEDULE`)."""
     from diffusers import DDIMScheduler
 
-    return DDIMScheduler(**SCHEDULE)
+    return DDIMScheduler(**(schedule or SCHEDULE))
 
 
 class EMA:
@@ -264,10 +268,12 @@ def fit_epsilon(
     on_checkpoint=None,
     resume: dict[str, Any] | None = None,
     log_every: int = 100,
+    noise_schedule: dict[str, Any] | None = None,
     log=print,
 ) -> dict[str, Any]:
-    """Epsilon-prediction DDPM training on precomputed latents ``[N,...]`` whose condition is
-    ``embeds[cond_idx[n]]``; ``cfg_drop`` of conditions replaced by ``null_embed``.
+    """DDPM training (epsilon or v prediction, as ``noise_schedule`` says; default SD-1.5, epsilon)
+    on precomputed latents ``[N,...]`` whose condition is ``embeds[cond_idx[n]]``; ``cfg_drop`` of
+    conditions replaced by ``null_embed``.
     Works for 2-D (``[N,C,H,W]``) and 3-D (``[N,C,F,H,W]``) UNets.  Weights end as the EMA.
 
     Warm-up then cosine LR over the progress ``max(step / steps, elapsed / max_seconds)``;
@@ -281,7 +287,7 @@ def fit_epsilon(
     and continues the run exactly as if it had not stopped."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    sched = ddpm_scheduler()
+    sched = ddpm_scheduler(noise_schedule)
     acp = sched.alphas_cumprod.float()
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
     # a constant schedule's warm-up must not depend on `steps`, so step k of a long run equals a k-step run
@@ -326,7 +332,7 @@ def fit_epsilon(
         a = acp[t].view(-1, *([1] * (x0.dim() - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         pred = unet(xt, t, encoder_hidden_states=c).sample
-        err = (pred - noise).pow(2).flatten(1).mean(1)
+        err = (pred - prediction_target(sched, x0, noise, t)).pow(2).flatten(1).mean(1)
         if min_snr:  # Min-SNR-gamma weighting for epsilon prediction (Hang et al. 2023): faster convergence
             snr = acp[t] / (1 - acp[t])
             loss = (err * torch.clamp(snr, max=min_snr) / snr).mean()
@@ -372,6 +378,8 @@ def fit_epsilon(
         "lr": lr,
         "ema_decay": ema_decay,
         "min_snr_gamma": min_snr,
+        "prediction_type": sched.config.prediction_type,
+        "zero_terminal_snr": bool(sched.config.rescale_betas_zero_snr),
         "schedule": schedule,
         "final_loss": float(np.mean(losses[-min(100, len(losses)) :])) if losses else float("nan"),
         "fit_seconds": round(time.perf_counter() - t0, 1),
@@ -424,13 +432,19 @@ def link_components(out_dir: Path, components: Path) -> None:
 
 
 def save_pipeline(
-    out_dir: str | os.PathLike[str], unet, components: Path, pipeline_class: str, extra: dict | None = None
+    out_dir: str | os.PathLike[str],
+    unet,
+    components: Path,
+    pipeline_class: str,
+    extra: dict | None = None,
+    noise_schedule: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``unet/``, ``scheduler/``, ``model_index.json`` and the component symlinks."""
+    """Write ``unet/``, ``scheduler/`` (DDIM with ``noise_schedule``, default SD-1.5),
+    ``model_index.json`` and the component symlinks."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     unet.save_pretrained(out / "unet")
-    ddim_scheduler().save_pretrained(out / "scheduler")
+    ddim_scheduler(noise_schedule).save_pretrained(out / "scheduler")
     link_components(out, components)
     from diffusers import __version__ as dv
 
@@ -606,7 +620,7 @@ def fit_and_save(
         seed=seed,
     )
     figs["train_seconds"] = round(time.perf_counter() - t_start, 1)
-    save_pipeline(out_dir, unet, comp, pipeline_class, extra=figs)
+    save_pipeline(out_dir, unet, comp, pipeline_class, extra=figs, noise_schedule=fit_kw.get("noise_schedule"))
     return figs
 
 
@@ -684,18 +698,19 @@ def checkpointing(
     schedule: str,
     save_every: int,
     resume: str | os.PathLike[str] | None = None,
+    noise_schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``fit_epsilon`` keywords that save the EMA pipeline every ``save_every`` steps to
     ``out_dir/checkpoints/step-<k>/`` (each a loadable pipeline folder, checkable with ``check``,
     plus ``train_state.pt`` to continue the run with ``--resume``)."""
-    kw: dict[str, Any] = {"schedule": schedule, "save_every": save_every}
+    kw: dict[str, Any] = {"schedule": schedule, "save_every": save_every, "noise_schedule": noise_schedule}
     if resume is not None:
         kw["resume"] = torch.load(Path(resume) / "train_state.pt", weights_only=False)
     if save_every:
 
         def save(step: int, unet, state: dict[str, Any]) -> None:
             folder = Path(out_dir) / "checkpoints" / f"step-{step}"
-            save_pipeline(folder, unet, comp, pipeline_class, {"steps": step})
+            save_pipeline(folder, unet, comp, pipeline_class, {"steps": step}, noise_schedule)
             torch.save(state, folder / "train_state.pt")
 
         kw["on_checkpoint"] = save

@@ -1,0 +1,148 @@
+"""Which training objective lets a diffusers UNet3DConditionModel learn *which way* a caption
+says an object moves?  An isolated synthetic task, no VAE, no text encoder.
+
+Data: 16x16 "latent" clips of 8 frames with one Gaussian blob (channel 0 up, channel 1 down)
+travelling 4-9 px left/right/up/down, starting on the side opposite to its direction (as
+`recut.toy` places linear motions), at a random position across the motion.  The condition is
+one of four fixed random token sequences (one per direction; a fifth is the empty caption,
+dropped in 10 % for classifier-free guidance).
+
+The UNet is the toy T2V's architecture at half width (channels 16, 32).  It trains for
+``--steps`` at batch 16, AdamW 1e-3, under one of two objectives on SD-1.5's betas:
+
+* ``eps``: epsilon prediction, SD-1.5 schedule (what the toy T2V used before);
+* ``v-zsnr``: v-prediction, betas rescaled to zero terminal SNR, trailing DDIM timesteps
+  (Lin et al. 2024; what `engines.common.zoo.t2v.SCHEDULE` uses now).
+
+Every 500 steps it samples 16 clips (DDIM 20 steps, guidance 3, 4 per direction, fixed noise)
+and prints how many move the asked way: the blob's centroid displacement over the clip must
+point in the asked direction by more than 1 px and make up at least 0.7 of the largest
+displacement component.  A clip that does not move fails.
+
+    python benchmarks/t2v_objective.py --objective eps --steps 1500
+    python benchmarks/t2v_objective.py --objective v-zsnr --steps 1000
+
+~1.4 s/step on one core (23 min per 1000 steps).  Results: benchmarks/ZOO_B.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+H, F, B = 16, 8, 16
+DIRS = torch.tensor([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=torch.float32)  # left right up down, (x, y)
+
+
+def make_clips(direction: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """``[n,4,F,H,H]`` blob clips moving the given directions (indices into :data:`DIRS`)."""
+    n = len(direction)
+    travel = 4 + 5 * torch.rand(n, generator=g)
+    across = 3 + 10 * torch.rand(n, generator=g)
+    yy, xx = torch.meshgrid(torch.arange(H).float(), torch.arange(H).float(), indexing="ij")
+    out = torch.zeros(n, 4, F, H, H)
+    for i in range(n):
+        dx, dy = DIRS[direction[i]]
+        for f in range(F):
+            s = travel[i] * f / (F - 1)
+            if dx != 0:
+                cx, cy = ((2.5 + s) if dx > 0 else (12.5 - s)), across[i]
+            else:
+                cx, cy = across[i], ((2.5 + s) if dy > 0 else (12.5 - s))
+            blob = torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 4.0)
+            out[i, 0, f] = 2 * blob - 0.5
+            out[i, 1, f] = -blob
+    return out
+
+
+def schedulers(objective: str):
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    kw = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+    if objective == "v-zsnr":
+        kw.update(rescale_betas_zero_snr=True, prediction_type="v_prediction", timestep_spacing="trailing")
+    elif objective != "eps":
+        raise SystemExit(f"--objective must be 'eps' or 'v-zsnr', got {objective!r}")
+    train = DDPMScheduler(**kw)
+    return train, DDIMScheduler.from_config(train.config)
+
+
+@torch.no_grad()
+def direction_accuracy(unet, emb: torch.Tensor, sampler, steps: int = 20, guidance: float = 3.0) -> tuple[int, list]:
+    """How many of 16 sampled clips (4 per direction) move the asked way; and the displacements."""
+    yy, xx = torch.meshgrid(torch.arange(H).float(), torch.arange(H).float(), indexing="ij")
+    unet.eval()
+    sampler.set_timesteps(steps)
+    asked = torch.arange(4).repeat(4)
+    x = torch.randn(16, 4, F, H, H, generator=torch.Generator().manual_seed(5))
+    for t in sampler.timesteps:
+        tb = torch.full((16,), int(t))
+        p_c = unet(x, tb, encoder_hidden_states=emb[asked]).sample
+        p_u = unet(x, tb, encoder_hidden_states=emb[4].expand(16, -1, -1)).sample
+        x = sampler.step(p_u + guidance * (p_c - p_u), t, x).prev_sample
+    unet.train()
+    w = (x[:, 0] + 0.5).clamp(min=0)
+    cx = (w * xx).sum((-1, -2)) / w.sum((-1, -2))
+    cy = (w * yy).sum((-1, -2)) / w.sum((-1, -2))
+    move = torch.stack([cx[:, -1] - cx[:, 0], cy[:, -1] - cy[:, 0]], 1)
+    along = (move * DIRS[asked]).sum(1)
+    ok = (along > 1.0) & (along >= 0.7 * move.abs().max(1).values)
+    return int(ok.sum()), [tuple(round(v, 1) for v in m.tolist()) for m in move]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--objective", default="v-zsnr", help="eps | v-zsnr")
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--eval-every", type=int, default=500)
+    a = ap.parse_args()
+    from diffusers import UNet3DConditionModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(
+        sample_size=H,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        attention_head_dim=4,
+        norm_num_groups=8,
+        cross_attention_dim=32,
+    )
+    emb = torch.randn(5, 4, 32) * 0.5  # 4 directions + the empty caption; 4 tokens each
+    train, sampler = schedulers(a.objective)
+    acp = train.alphas_cumprod
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=0.01)
+    g = torch.Generator().manual_seed(1)
+    t0, losses = time.time(), []
+    for step in range(1, a.steps + 1):
+        d = torch.randint(0, 4, (B,), generator=g)
+        x0 = make_clips(d, g)
+        c = emb[d].clone()
+        c[torch.rand(B, generator=g) < 0.1] = emb[4]
+        t = torch.randint(0, 1000, (B,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        al = acp[t].view(-1, 1, 1, 1, 1)
+        xt = al.sqrt() * x0 + (1 - al).sqrt() * noise
+        target = noise if a.objective == "eps" else al.sqrt() * noise - (1 - al).sqrt() * x0
+        loss = (unet(xt, t, encoder_hidden_states=c).sample - target).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        if step % 100 == 0:
+            print(f"step {step} loss {np.mean(losses[-100:]):.4f} {time.time() - t0:.0f}s", flush=True)
+        if step % a.eval_every == 0 or step == a.steps:
+            ok, moves = direction_accuracy(unet, emb, sampler)
+            print(f"{a.objective} step {step}: direction followed in {ok}/16; moves {moves[:4]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
