@@ -22,6 +22,22 @@ displacement component.  A clip that does not move fails.
     python benchmarks/t2v_objective.py --objective eps --steps 1500
     python benchmarks/t2v_objective.py --objective v-zsnr --steps 1000
 
+``--frame-ramp`` checks the other suspect, that the UNet cannot tell its frames apart (its
+temporal attention has no positional embedding): from i.i.d. noise at t = 999 it regresses a
+per-frame ramp -1..1 in channel 0 and prints the per-frame means every 50 steps.
+
+    python benchmarks/t2v_objective.py --frame-ramp --steps 300
+
+``--condition captions`` replaces the random tokens by the toy text encoder's hidden states of
+real captions that differ only in the direction word (``--text-lr`` trains the encoder too;
+``--amplify K`` scales the four captions' differences from their mean, a diagnostic; and
+``--cross-attn-everywhere`` gives both UNet levels cross-attention).
+
+    python benchmarks/t2v_objective.py --condition captions
+    python benchmarks/t2v_objective.py --condition captions --text-lr 3e-4
+    python benchmarks/t2v_objective.py --condition captions --amplify 4
+    python benchmarks/t2v_objective.py --condition captions --cross-attn-everywhere
+
 ~1.4 s/step on one core (23 min per 1000 steps).  Results: benchmarks/ZOO_B.md.
 """
 
@@ -93,11 +109,60 @@ def direction_accuracy(unet, emb: torch.Tensor, sampler, steps: int = 20, guidan
     return int(ok.sum()), [tuple(round(v, 1) for v in m.tolist()) for m in move]
 
 
+def frame_ramp(unet, steps: int) -> None:
+    """Regress channel 0 of the output onto a per-frame ramp from pure-noise input."""
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-3)
+    ramp = torch.linspace(-1, 1, F).view(1, 1, F, 1, 1)
+    c = torch.zeros(8, 4, 32)
+    t0 = time.time()
+    for step in range(1, steps + 1):
+        out = unet(torch.randn(8, 4, F, H, H), torch.full((8,), 999), encoder_hidden_states=c).sample
+        loss = (out[:, :1] - ramp).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            per_frame = [round(v, 2) for v in out[:, 0].mean((0, 2, 3)).tolist()]
+            print(f"step {step} loss {loss.item():.4f} per-frame {per_frame} {time.time() - t0:.0f}s", flush=True)
+
+
+def caption_encoder(amplify: float = 1.0, train_text: bool = False):
+    """A callable returning ``[5,40,64]``: the toy text encoder's hidden states of the four direction
+    captions and of the empty caption (differences between the four scaled by ``amplify``)."""
+    from engines.common.zoo import t2i
+
+    tok, te, _ = t2i.load_components()
+    caps = [f"a red circle moving {d} over a plain white background" for d in ("left", "right", "up", "down")]
+    ids = tok([*caps, ""], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+    te.requires_grad_(train_text)
+    te.train(train_text)
+
+    def encode() -> torch.Tensor:
+        with torch.set_grad_enabled(train_text):
+            h = te(ids.input_ids)[0]
+        m = h[:4].mean(0, keepdim=True)
+        return torch.cat([m + amplify * (h[:4] - m), h[4:]]) if amplify != 1.0 else h
+
+    encode.text_encoder = te
+    return encode
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--objective", default="v-zsnr", help="eps | v-zsnr")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--frame-ramp", action="store_true", help="only check that the UNet can tell frames apart")
+    ap.add_argument(
+        "--condition",
+        default="tokens",
+        choices=("tokens", "captions"),
+        help="tokens: 4 random tokens per direction; captions: the toy text encoder's hidden states of "
+        "'a red circle moving <dir> over a plain white background' (and of '' for the empty caption)",
+    )
+    ap.add_argument("--text-lr", type=float, default=0.0, help="captions: also train the text encoder at this LR")
+    ap.add_argument("--amplify", type=float, default=1.0, help="captions: scale the 4 captions' differences")
+    ap.add_argument("--cross-attn-everywhere", action="store_true", help="cross-attention at both UNet levels")
     a = ap.parse_args()
     from diffusers import UNet3DConditionModel
 
@@ -107,21 +172,34 @@ def main() -> None:
         sample_size=H,
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        down_block_types=("CrossAttnDownBlock3D", "CrossAttnDownBlock3D" if a.cross_attn_everywhere else "DownBlock3D"),
+        up_block_types=("CrossAttnUpBlock3D" if a.cross_attn_everywhere else "UpBlock3D", "CrossAttnUpBlock3D"),
         block_out_channels=(16, 32),
         layers_per_block=1,
         attention_head_dim=4,
         norm_num_groups=8,
-        cross_attention_dim=32,
+        cross_attention_dim=32 if a.condition == "tokens" else 64,
     )
-    emb = torch.randn(5, 4, 32) * 0.5  # 4 directions + the empty caption; 4 tokens each
+    if a.frame_ramp:
+        return frame_ramp(unet, a.steps)
+    groups = [{"params": list(unet.parameters()), "lr": 1e-3}]
+    if a.condition == "tokens":
+        emb = torch.randn(5, 4, 32) * 0.5  # 4 directions + the empty caption; 4 tokens each
+        encode = None
+    else:
+        encode = caption_encoder(a.amplify, train_text=a.text_lr > 0)
+        emb = encode().detach()
+        if a.text_lr > 0:
+            groups.append({"params": list(encode.text_encoder.parameters()), "lr": a.text_lr})
+    params = [q for gr in groups for q in gr["params"]]
     train, sampler = schedulers(a.objective)
     acp = train.alphas_cumprod
-    opt = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
     g = torch.Generator().manual_seed(1)
     t0, losses = time.time(), []
     for step in range(1, a.steps + 1):
+        if a.text_lr > 0:
+            emb = encode()
         d = torch.randint(0, 4, (B,), generator=g)
         x0 = make_clips(d, g)
         c = emb[d].clone()
@@ -134,13 +212,13 @@ def main() -> None:
         loss = (unet(xt, t, encoder_hidden_states=c).sample - target).pow(2).mean()
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         losses.append(loss.item())
         if step % 100 == 0:
             print(f"step {step} loss {np.mean(losses[-100:]):.4f} {time.time() - t0:.0f}s", flush=True)
         if step % a.eval_every == 0 or step == a.steps:
-            ok, moves = direction_accuracy(unet, emb, sampler)
+            ok, moves = direction_accuracy(unet, emb.detach(), sampler)
             print(f"{a.objective} step {step}: direction followed in {ok}/16; moves {moves[:4]}", flush=True)
 
 
