@@ -159,7 +159,7 @@ def test_prediction_target_follows_the_scheduler() -> None:
     from engines.common.finetune import prediction_target
 
     x0, noise, t = torch.randn(2, 4, 3, 8, 8), torch.randn(2, 4, 3, 8, 8), torch.tensor([10, 999])
-    eps = DDPMScheduler(**{k: v for k, v in t2i.SCHEDULE.items() if k not in ("set_alpha_to_one", "steps_offset")})
+    eps = t2i.ddpm_scheduler()
     assert prediction_target(eps, x0, noise, t) is noise
     v = t2i.ddpm_scheduler(t2v.SCHEDULE)
     a = v.alphas_cumprod[t].view(-1, 1, 1, 1, 1)

@@ -248,7 +248,7 @@ class EMA:
             p.copy_(s)
 
 
-def fit_epsilon(
+def fit_denoiser(
     unet,
     latents: torch.Tensor,
     cond_idx: torch.Tensor,
@@ -398,7 +398,7 @@ def fit_captions(
     max_seconds: float | None,
     fit_kw: dict[str, Any],
 ) -> dict[str, Any]:
-    """:func:`fit_epsilon` conditioned on the frozen text encoder ``comp/text_encoder``'s hidden
+    """:func:`fit_denoiser` conditioned on the frozen text encoder ``comp/text_encoder``'s hidden
     states of ``captions`` (each distinct caption encoded once)."""
     uniq = sorted(set(captions))
     where = {c: i for i, c in enumerate(uniq)}
@@ -408,7 +408,7 @@ def fit_captions(
     null = encode_text(tok, te, [""])[0]
     figs: dict[str, Any] = {"n_captions": len(uniq)}
     figs.update(
-        fit_epsilon(unet, latents, cond_idx, embeds, null, steps=steps, seed=seed, max_seconds=max_seconds, **fit_kw)
+        fit_denoiser(unet, latents, cond_idx, embeds, null, steps=steps, seed=seed, max_seconds=max_seconds, **fit_kw)
     )
     return figs
 
@@ -655,7 +655,7 @@ def train(
 ) -> dict[str, Any]:
     """Train the toy T2I UNet on the frozen toy text encoder's captions and save the pipeline
     folder; returns figures.  Seeded and step-determined (bit-identical reruns on one thread)
-    unless ``max_seconds`` caps the wall time (see :func:`fit_epsilon`).  ``cache``: optional
+    unless ``max_seconds`` caps the wall time (see :func:`fit_denoiser`).  ``cache``: optional
     folder memoising the VAE latents; ``save_every``: EMA pipeline checkpoints (see
     :func:`checkpointing`)."""
     t_start = time.perf_counter()
@@ -700,7 +700,7 @@ def checkpointing(
     resume: str | os.PathLike[str] | None = None,
     noise_schedule: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``fit_epsilon`` keywords that save the EMA pipeline every ``save_every`` steps to
+    """``fit_denoiser`` keywords that save the EMA pipeline every ``save_every`` steps to
     ``out_dir/checkpoints/step-<k>/`` (each a loadable pipeline folder, checkable with ``check``,
     plus ``train_state.pt`` to continue the run with ``--resume``)."""
     kw: dict[str, Any] = {"schedule": schedule, "save_every": save_every, "noise_schedule": noise_schedule}
