@@ -14,6 +14,10 @@ The UNet is the toy T2V's architecture at half width (channels 16, 32).  It trai
 * ``v-zsnr``: v-prediction, betas rescaled to zero terminal SNR, trailing DDIM timesteps
   (Lin et al. 2024; what `engines.common.zoo.t2v.SCHEDULE` uses now).
 
+Both keep diffusers' default ``clip_sample=True`` (the sampler clips its x0 estimate to [-1, 1];
+the blob's channel 0 peaks at 1.5), unlike the toy pipelines, which ship ``clip_sample=False``.
+The recorded rows were made this way, so it stays, and it is the same for every row.
+
 Every 500 steps it samples 16 clips (DDIM 20 steps, guidance 3, 4 per direction, fixed noise)
 and prints how many move the asked way: the blob's centroid displacement over the clip must
 point in the asked direction by more than 1 px and make up at least 0.7 of the largest
