@@ -42,6 +42,12 @@ real captions that differ only in the direction word (``--text-lr`` trains the e
     python benchmarks/t2v_objective.py --condition captions --amplify 4
     python benchmarks/t2v_objective.py --condition captions --cross-attn-everywhere
 
+``--text-encoder DIR`` encodes the captions with another ``CLIPTextModel`` folder, e.g. the T2V's
+own encoder (`engines.common.zoo.motion_text`), in which the direction word reaches the
+end-of-text tokens:
+
+    python benchmarks/t2v_objective.py --condition captions --text-encoder models/toy/t2v/text_encoder
+
 ~1.4 s/step on one core (23 min per 1000 steps).  Results: benchmarks/ZOO_B.md.
 """
 
@@ -130,12 +136,17 @@ def frame_ramp(unet, steps: int) -> None:
             print(f"step {step} loss {loss.item():.4f} per-frame {per_frame} {time.time() - t0:.0f}s", flush=True)
 
 
-def caption_encoder(amplify: float = 1.0, train_text: bool = False):
-    """A callable returning ``[5,40,64]``: the toy text encoder's hidden states of the four direction
-    captions and of the empty caption (differences between the four scaled by ``amplify``)."""
+def caption_encoder(amplify: float = 1.0, train_text: bool = False, text_encoder: str | None = None):
+    """A callable returning ``[5,40,64]``: the toy text encoder's (or the ``CLIPTextModel`` folder
+    ``text_encoder``'s) hidden states of the four direction captions and of the empty caption
+    (differences between the four scaled by ``amplify``)."""
+    from transformers import CLIPTextModel
+
     from engines.common.zoo import t2i
 
     tok, te, _ = t2i.load_components()
+    if text_encoder is not None:
+        te = CLIPTextModel.from_pretrained(text_encoder).eval().requires_grad_(False)
     caps = [f"a red circle moving {d} over a plain white background" for d in ("left", "right", "up", "down")]
     ids = tok([*caps, ""], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
     te.requires_grad_(train_text)
@@ -166,6 +177,7 @@ def main() -> None:
     )
     ap.add_argument("--text-lr", type=float, default=0.0, help="captions: also train the text encoder at this LR")
     ap.add_argument("--amplify", type=float, default=1.0, help="captions: scale the 4 captions' differences")
+    ap.add_argument("--text-encoder", help="captions: a CLIPTextModel folder instead of models/toy/text_encoder")
     ap.add_argument("--cross-attn-everywhere", action="store_true", help="cross-attention at both UNet levels")
     a = ap.parse_args()
     from diffusers import UNet3DConditionModel
@@ -191,7 +203,7 @@ def main() -> None:
         emb = torch.randn(5, 4, 32) * 0.5  # 4 directions + the empty caption; 4 tokens each
         encode = None
     else:
-        encode = caption_encoder(a.amplify, train_text=a.text_lr > 0)
+        encode = caption_encoder(a.amplify, train_text=a.text_lr > 0, text_encoder=a.text_encoder)
         emb = encode().detach()
         if a.text_lr > 0:
             groups.append({"params": list(encode.text_encoder.parameters()), "lr": a.text_lr})

@@ -76,3 +76,15 @@ def _ray_shutdown():
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module (the zoo trainers' setting; see
+    engines.common.zoo.t2i.one_thread), restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -23,13 +23,7 @@ T2I_DIR = t2i.DEFAULT_OUT
 T2V_DIR = t2v.DEFAULT_OUT
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread (see t2i.one_thread), restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _committed(folder: Path) -> bool:

@@ -161,6 +161,26 @@ def _t2v_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
     return t2v.check(folder, **kw)
 
 
+def _t2v_text_encoder_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+    from engines.common.zoo import motion_text
+
+    kw = {"steps": 3, "batch": 8, "n_captions": 32} if quick else {}
+    return motion_text.train(out, seed=seed, **kw)
+
+
+def _t2v_text_encoder_check(folder: str | Path, **_: Any) -> dict[str, Any]:
+    from engines.common.zoo import motion_text
+
+    return motion_text.check(folder)
+
+
+RECIPES["t2v_text_encoder"] = Recipe(
+    _t2v_text_encoder_train,
+    TOY_DIR / "t2v_text_encoder",
+    "The T2V's CLIPTextModel: the toy text encoder fine-tuned text-only so motion words reach its end-of-text states.",
+    ("text_encoder", "tokenizer"),
+    _t2v_text_encoder_check,
+)
 RECIPES["t2i"] = Recipe(
     _t2i_train,
     TOY_DIR / "t2i",
@@ -172,7 +192,7 @@ RECIPES["t2v"] = Recipe(
     _t2v_train,
     TOY_DIR / "t2v",
     "UNet3DConditionModel on 8-frame toy latent clips (ModelScope layout: TextToVideoSDPipeline).",
-    ("vae", "text_encoder", "tokenizer", "t2i"),
+    ("vae", "t2v_text_encoder", "tokenizer", "t2i"),
     _t2v_check,
 )
 

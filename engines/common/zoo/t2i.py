@@ -391,7 +391,7 @@ def fit_captions(
     latents: torch.Tensor,
     captions: Sequence[str],
     tok,
-    comp: Path,
+    comp: Path | Components,
     *,
     steps: int,
     seed: int,
@@ -416,10 +416,45 @@ def fit_captions(
 # --------------------------------------------------------------------------- saving / loading
 
 
-def link_components(out_dir: Path, components: Path) -> None:
-    """Relative symlinks ``out_dir/{vae,text_encoder,tokenizer}`` -> ``components/...``."""
+class Components:
+    """Where a pipeline's ``vae/``, ``text_encoder/`` and ``tokenizer/`` come from: ``root/<name>``,
+    unless ``overrides`` gives that component another folder (the T2V's own text encoder).
+    ``components / name`` is the folder, as for a plain ``Path`` root."""
+
+    def __init__(self, root: str | os.PathLike[str], **overrides: str | os.PathLike[str] | None) -> None:
+        unknown = set(overrides) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"unknown pipeline component(s) {sorted(unknown)}; known: {', '.join(COMPONENTS)}")
+        self.root = Path(root)
+        self.overrides = {k: Path(v) for k, v in overrides.items() if v is not None}
+        for name, folder in self.overrides.items():
+            if not (folder / "config.json").is_file():
+                raise FileNotFoundError(
+                    f"{name} folder {str(folder)!r} has no config.json (not a from_pretrained folder)"
+                )
+
+    def __truediv__(self, name: str) -> Path:
+        return self.overrides.get(name, self.root / name)
+
+    def describe(self) -> str | dict[str, str]:
+        """The root (repo-relative where possible), with the overridden components."""
+        rel = repo_rel(self.root)
+        return {"root": rel, **{k: repo_rel(v) for k, v in self.overrides.items()}} if self.overrides else rel
+
+
+def repo_rel(p: Path) -> str:
+    """``p`` relative to the repository when inside it, else as given."""
+    return os.path.relpath(p, REPO) if p.resolve().is_relative_to(REPO) else str(p)
+
+
+def link_components(out_dir: Path, components: Path | Components) -> None:
+    """Relative symlinks ``out_dir/{vae,text_encoder,tokenizer}`` -> ``components / name``.  A component
+    that already is a real folder of ``out_dir`` and the target itself is left alone."""
     for c in COMPONENTS:
         link = out_dir / c
+        target_dir = (components / c).resolve()
+        if not link.is_symlink() and link.is_dir() and link.resolve() == target_dir:
+            continue
         if link.is_symlink() or link.exists():
             if link.is_symlink() or link.is_file():
                 link.unlink()
@@ -427,14 +462,14 @@ def link_components(out_dir: Path, components: Path) -> None:
                 import shutil
 
                 shutil.rmtree(link)
-        target = os.path.relpath(Path(components).resolve() / c, out_dir.resolve())
+        target = os.path.relpath(target_dir, out_dir.resolve())
         link.symlink_to(target, target_is_directory=True)
 
 
 def save_pipeline(
     out_dir: str | os.PathLike[str],
     unet,
-    components: Path,
+    components: Path | Components,
     pipeline_class: str,
     extra: dict | None = None,
     noise_schedule: dict[str, Any] | None = None,
@@ -571,11 +606,15 @@ def judged_samples(
 # --------------------------------------------------------------------------- training
 
 
-def setup_training(components: str | os.PathLike[str] | None, seed: int):
-    """One thread, seeded torch, and the frozen tokenizer and VAE of ``components``."""
+def setup_training(
+    components: str | os.PathLike[str] | None, seed: int, text_encoder: str | os.PathLike[str] | None = None
+):
+    """One thread, seeded torch, the :class:`Components` (``components`` root, default
+    :func:`default_components`; ``text_encoder`` another text encoder folder) and their frozen
+    tokenizer and VAE."""
     one_thread()
     torch.manual_seed(seed)
-    comp = Path(components) if components is not None else default_components()
+    comp = Components(components if components is not None else default_components(), text_encoder=text_encoder)
     from diffusers import AutoencoderKL
     from transformers import CLIPTokenizer
 
@@ -584,7 +623,7 @@ def setup_training(components: str | os.PathLike[str] | None, seed: int):
     return comp, tok, vae
 
 
-def text_hidden_size(comp: Path) -> int:
+def text_hidden_size(comp: Path | Components) -> int:
     te_cfg = comp / "text_encoder" / "config.json"
     return json.loads(te_cfg.read_text())["hidden_size"] if te_cfg.exists() else 64
 
@@ -594,7 +633,7 @@ def fit_and_save(
     latents: torch.Tensor,
     caps: list[str],
     tok,
-    comp: Path,
+    comp: Path | Components,
     out_dir: str | os.PathLike[str],
     pipeline_class: str,
     *,
@@ -615,7 +654,7 @@ def fit_and_save(
         prep_seconds=round(prep, 1),
         params=sum(p.numel() for p in unet.parameters()),
         size_bytes=sum(p.numel() * 4 for p in unet.parameters()),
-        components=os.path.relpath(comp, REPO) if comp.resolve().is_relative_to(REPO) else str(comp),
+        components=comp.describe() if isinstance(comp, Components) else repo_rel(comp),
         quick=quick,
         seed=seed,
     )
@@ -693,7 +732,7 @@ def train(
 
 def checkpointing(
     out_dir,
-    comp: Path,
+    comp: Path | Components,
     pipeline_class: str,
     schedule: str,
     save_every: int,
@@ -724,7 +763,7 @@ def add_schedule_args(a) -> None:
     a.add_argument("--resume", help="a checkpoint folder: continue that run (same arguments) from its step")
 
 
-def CLIPTextModel_from(comp: Path):
+def CLIPTextModel_from(comp: Path | Components):
     from transformers import CLIPTextModel
 
     return CLIPTextModel.from_pretrained(comp / "text_encoder").eval().requires_grad_(False)

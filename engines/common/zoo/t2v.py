@@ -48,6 +48,9 @@ TRAIN_STEPS = 6000
 TRAIN_BATCH = 8
 BAR_COLOUR_SHAPE = 0.8
 BAR_MOTION = 0.7
+#: The T2V's own text encoder (engines.common.zoo.motion_text): the toy text encoder fine-tuned
+#: so that the caption's motion words reach its end-of-text states.
+TEXT_ENCODER = t2i.TOY_ROOT / "t2v_text_encoder"
 
 #: Noise schedule of the toy T2V: SD-1.5's betas rescaled to zero terminal SNR, v-prediction,
 #: trailing timesteps (Lin et al. 2024).  With SD-1.5's own schedule (epsilon prediction) the
@@ -271,16 +274,18 @@ def train(
     save_every: int = 0,
     resume: str | os.PathLike[str] | None = None,
     noise_schedule: dict[str, Any] | None = None,
+    text_encoder: str | os.PathLike[str] | None = TEXT_ENCODER,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
 
     ``init_from``: 2-D UNet weights for the spatial layers before training (a UNet folder or a
     ``.pt`` state dict; by default the committed toy T2I UNet); then :func:`t2i.fit_captions`
-    as in :func:`t2i.train`."""
+    as in :func:`t2i.train`.  ``text_encoder``: the T2V's own text encoder folder (default
+    :data:`TEXT_ENCODER`; ``None``: the one in ``components``), which the pipeline folder links."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
-    comp, tok, vae = t2i.setup_training(components, seed)
+    comp, tok, vae = t2i.setup_training(components, seed, text_encoder)
     n_scenes = n_scenes or (8 if quick else TRAIN_CLIPS)
     steps = steps if steps is not None else (2 if quick else TRAIN_STEPS)
     batch = batch or (2 if quick else TRAIN_BATCH)
@@ -334,6 +339,12 @@ def train(
 
 def _train_args(a) -> None:
     a.add_argument("--batch", type=int)
+    a.add_argument(
+        "--text-encoder",
+        type=lambda v: None if v.lower() in ("", "none") else v,
+        default=str(TEXT_ENCODER),
+        help="the T2V's text encoder folder ('none': the components' text_encoder)",
+    )
     a.add_argument("--init-from", default=str(t2i.DEFAULT_OUT / "unet"), help="2-D UNet folder or .pt state dict")
 
 
