@@ -1,20 +1,23 @@
 """Toy text-to-video model: a small ModelScope-layout pipeline (TextToVideoSDPipeline).
 
-A small :class:`diffusers.UNet3DConditionModel` is trained (epsilon prediction, SD-1.5
-noise schedule) on 8-frame clips of frozen toy-VAE latents ``[4, 8, 16, 16]`` of toy
-scenes with one object moving left/right/up/down (plus a few static and two-object
-clips), conditioned on the frozen toy text encoder's hidden states of the caption
-("a red circle moving left over a plain white background"), 10% empty captions for
-classifier-free guidance.  Spatial layers are initialised from the trained toy T2I UNet
-(``models/toy/t2i/unet``) where names and shapes match; the temporal layers start as
-identity (diffusers' zero-initialised temporal convs/attention outputs).
+A small :class:`diffusers.UNet3DConditionModel` is trained (:data:`SCHEDULE`: v-prediction on
+SD-1.5's betas rescaled to zero terminal SNR) on 8-frame clips of frozen toy-VAE latents
+``[4, 8, 16, 16]`` of toy scenes with one object moving left/right/up/down (plus a few static and
+two-object clips), conditioned on the hidden states of the caption ("a red circle moving left
+over a plain white background") from the T2V's own frozen text encoder (:data:`TEXT_ENCODER`,
+:mod:`engines.common.zoo.motion_text`), 10% empty captions for classifier-free guidance.  Spatial
+layers are initialised from the trained toy T2I UNet (``models/toy/t2i/unet``) where names and
+shapes match; the temporal layers start as identity (diffusers' zero-initialised temporal
+convs/attention outputs).
 
 Saved layout::
 
     models/toy/t2v/model_index.json    TextToVideoSDPipeline
     models/toy/t2v/unet/               UNet3DConditionModel
-    models/toy/t2v/scheduler/          DDIMScheduler config (SD-1.5 schedule)
-    models/toy/t2v/{vae,text_encoder,tokenizer} -> ../vae, ../text_encoder, ../tokenizer
+    models/toy/t2v/scheduler/          DDIMScheduler config (the training schedule)
+    models/toy/t2v/text_encoder        -> the encoder it was trained with: ../t2v_text_encoder
+                                          (the committed epsilon model predates it: ../text_encoder)
+    models/toy/t2v/{vae,tokenizer}     -> ../vae, ../tokenizer
 
 API: :func:`train(out_dir, quick=False, seed=0, components=None, init_from=...)` -> figures;
 :func:`check(model_dir, n_prompts=48, steps=30, guidance=5.0)` -> quality figures (colour+shape
