@@ -42,6 +42,12 @@ real captions that differ only in the direction word (``--text-lr`` trains the e
     python benchmarks/t2v_objective.py --condition captions --amplify 4
     python benchmarks/t2v_objective.py --condition captions --cross-attn-everywhere
 
+``--condition varied`` conditions each clip on one of 256 real single-object captions of its
+direction (random colour, shape, size and background, as the real T2V data; the blobs do not
+depend on them), so the direction must be read out of captions that differ in much else:
+
+    python benchmarks/t2v_objective.py --condition varied --text-encoder models/toy/t2v_text_encoder
+
 ``--text-encoder DIR`` encodes the captions with another ``CLIPTextModel`` folder, e.g. the T2V's
 own encoder (`engines.common.zoo.motion_text`), in which the direction word reaches the
 end-of-text tokens:
@@ -97,16 +103,21 @@ def schedulers(objective: str):
 
 
 @torch.no_grad()
-def direction_accuracy(unet, emb: torch.Tensor, sampler, steps: int = 20, guidance: float = 3.0) -> tuple[int, list]:
-    """How many of 16 sampled clips (4 per direction) move the asked way; and the displacements."""
+def direction_accuracy(
+    unet, emb: torch.Tensor, sampler, steps: int = 20, guidance: float = 3.0, cond: torch.Tensor | None = None
+) -> tuple[int, list]:
+    """How many of 16 sampled clips (4 per direction) move the asked way; and the displacements.
+    ``emb``: the four directions' conditions and the empty one; ``cond``: the 16 clips' own
+    conditions instead of ``emb[direction]`` (clip ``i`` asks for direction ``i % 4``)."""
     yy, xx = torch.meshgrid(torch.arange(H).float(), torch.arange(H).float(), indexing="ij")
     unet.eval()
     sampler.set_timesteps(steps)
     asked = torch.arange(4).repeat(4)
+    cond = emb[asked] if cond is None else cond
     x = torch.randn(16, 4, F, H, H, generator=torch.Generator().manual_seed(5))
     for t in sampler.timesteps:
         tb = torch.full((16,), int(t))
-        p_c = unet(x, tb, encoder_hidden_states=emb[asked]).sample
+        p_c = unet(x, tb, encoder_hidden_states=cond).sample
         p_u = unet(x, tb, encoder_hidden_states=emb[4].expand(16, -1, -1)).sample
         x = sampler.step(p_u + guidance * (p_c - p_u), t, x).prev_sample
     unet.train()
@@ -162,6 +173,29 @@ def caption_encoder(amplify: float = 1.0, train_text: bool = False, text_encoder
     return encode
 
 
+def varied_captions(text_encoder: str | None, per_direction: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[4, per_direction, 40, 64]`` hidden states of single-object toy captions of each direction
+    (random colour, shape, size and background, as the real T2V data), and the empty caption's."""
+    from transformers import CLIPTextModel
+
+    from engines.common.zoo import t2i
+    from recut import toy
+
+    tok, te, _ = t2i.load_components()
+    if text_encoder is not None:
+        te = CLIPTextModel.from_pretrained(text_encoder).eval().requires_grad_(False)
+    dirs = ("left", "right", "up", "down")
+    caps = [
+        toy.caption(
+            toy.sample_scene(np.random.default_rng([4242, k, i]), max_objects=1, frames=F, motions=(d,), pan_prob=0.0)
+        )
+        for k, d in enumerate(dirs)
+        for i in range(per_direction)
+    ]
+    h = t2i.encode_text(tok, te, [*caps, ""])
+    return h[:-1].reshape(4, per_direction, *h.shape[1:]), h[-1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--objective", default="v-zsnr", help="eps | v-zsnr")
@@ -171,9 +205,10 @@ def main() -> None:
     ap.add_argument(
         "--condition",
         default="tokens",
-        choices=("tokens", "captions"),
+        choices=("tokens", "captions", "varied"),
         help="tokens: 4 random tokens per direction; captions: the toy text encoder's hidden states of "
-        "'a red circle moving <dir> over a plain white background' (and of '' for the empty caption)",
+        "'a red circle moving <dir> over a plain white background' (and of '' for the empty caption); "
+        "varied: 256 captions per direction with random colour, shape, size and background",
     )
     ap.add_argument("--text-lr", type=float, default=0.0, help="captions: also train the text encoder at this LR")
     ap.add_argument("--amplify", type=float, default=1.0, help="captions: scale the 4 captions' differences")
@@ -199,9 +234,14 @@ def main() -> None:
     if a.frame_ramp:
         return frame_ramp(unet, a.steps)
     groups = [{"params": list(unet.parameters()), "lr": 1e-3}]
+    bank = None
     if a.condition == "tokens":
         emb = torch.randn(5, 4, 32) * 0.5  # 4 directions + the empty caption; 4 tokens each
         encode = None
+    elif a.condition == "varied":
+        bank, null = varied_captions(a.text_encoder)
+        emb = torch.cat([bank[:, 0], null[None]])  # (only its empty caption is used)
+        eval_cond = torch.stack([bank[i % 4, 1 + i // 4] for i in range(16)])
     else:
         encode = caption_encoder(a.amplify, train_text=a.text_lr > 0, text_encoder=a.text_encoder)
         emb = encode().detach()
@@ -218,7 +258,7 @@ def main() -> None:
             emb = encode()
         d = torch.randint(0, 4, (B,), generator=g)
         x0 = make_clips(d, g)
-        c = emb[d].clone()
+        c = emb[d].clone() if bank is None else bank[d, torch.randint(0, bank.shape[1], (B,), generator=g)]
         c[torch.rand(B, generator=g) < 0.1] = emb[4]
         t = torch.randint(0, 1000, (B,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
@@ -234,7 +274,7 @@ def main() -> None:
         if step % 100 == 0:
             print(f"step {step} loss {np.mean(losses[-100:]):.4f} {time.time() - t0:.0f}s", flush=True)
         if step % a.eval_every == 0 or step == a.steps:
-            ok, moves = direction_accuracy(unet, emb.detach(), sampler)
+            ok, moves = direction_accuracy(unet, emb.detach(), sampler, cond=None if bank is None else eval_cond)
             print(f"{a.objective} step {step}: direction followed in {ok}/16; moves {moves[:4]}", flush=True)
 
 
