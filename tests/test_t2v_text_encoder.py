@@ -99,3 +99,15 @@ def test_saving_keeps_a_component_that_lives_in_the_output_folder(tmp_path: Path
     assert not (out / "text_encoder").is_symlink()
     assert (out / "text_encoder" / "model.safetensors").read_bytes() == before
     assert (out / "tokenizer").is_symlink() and (out / "vae").is_symlink()
+
+
+def test_command_lines_name_a_bad_folder_without_a_traceback(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        motion_text.main(["check", str(tmp_path)])
+    assert exc.value.code == 2
+    assert f"text encoder folder '{tmp_path}' has no config.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--text-encoder", str(tmp_path)])
+    assert exc.value.code == 2
+    assert f"text_encoder folder '{tmp_path}' has no config.json" in capsys.readouterr().err
+    assert not (tmp_path / "t2v").exists()

@@ -101,6 +101,8 @@ def training_captions(n: int, seed: int = TRAIN_SEED) -> tuple[list[str], dict[s
 def _load(folder: str | os.PathLike[str]):
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    if not (Path(folder) / "config.json").is_file():
+        raise FileNotFoundError(f"text encoder folder {str(folder)!r} has no config.json (not a CLIPTextModel folder)")
     tok = CLIPTokenizer.from_pretrained(TOKENIZER if not (Path(folder) / "vocab.json").exists() else folder)
     return tok, CLIPTextModel.from_pretrained(folder).eval()
 
@@ -241,10 +243,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     c = sub.add_parser("check", help="print the direction/colour separation of a text encoder folder")
     c.add_argument("folder", nargs="?", default=str(DEFAULT_OUT))
     args = ap.parse_args(argv)
-    if args.cmd == "train":
-        res = train(args.out, args.source, steps=args.steps, anchor=args.anchor, lr=args.lr)
-    else:
-        res = check(args.folder)
+    try:
+        if args.cmd == "train":
+            res = train(args.out, args.source, steps=args.steps, anchor=args.anchor, lr=args.lr)
+        else:
+            res = check(args.folder)
+    except OSError as exc:  # a missing or malformed folder given on the command line
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     print(json.dumps(res, indent=2))
 
 

@@ -789,12 +789,15 @@ def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=No
         add_extra(a)
     add_check_parser(sub, default_out)
     args = ap.parse_args(argv)
-    if args.cmd == "train":
-        kw = vars(args)
-        kw.pop("cmd")
-        print(json.dumps(train_fn(kw.pop("out"), **kw), indent=2, default=str))
-    else:
-        print_check(check_fn, args)
+    try:
+        if args.cmd == "train":
+            kw = vars(args)
+            kw.pop("cmd")
+            print(json.dumps(train_fn(kw.pop("out"), **kw), indent=2, default=str))
+        else:
+            print_check(check_fn, args)
+    except (OSError, ValueError) as exc:  # a missing or malformed folder given on the command line
+        ap.exit(2, f"{prog}: error: {exc}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
