@@ -52,7 +52,7 @@ depend on them), so the direction must be read out of captions that differ in mu
 own encoder (`engines.common.zoo.motion_text`), in which the direction word reaches the
 end-of-text tokens:
 
-    python benchmarks/t2v_objective.py --condition captions --text-encoder models/toy/t2v/text_encoder
+    python benchmarks/t2v_objective.py --condition captions --text-encoder models/toy/t2v_text_encoder
 
 ~1.4 s/step on one core (23 min per 1000 steps).  Results: benchmarks/ZOO_B.md.
 """
@@ -147,10 +147,9 @@ def frame_ramp(unet, steps: int) -> None:
             print(f"step {step} loss {loss.item():.4f} per-frame {per_frame} {time.time() - t0:.0f}s", flush=True)
 
 
-def caption_encoder(amplify: float = 1.0, train_text: bool = False, text_encoder: str | None = None):
-    """A callable returning ``[5,40,64]``: the toy text encoder's (or the ``CLIPTextModel`` folder
-    ``text_encoder``'s) hidden states of the four direction captions and of the empty caption
-    (differences between the four scaled by ``amplify``)."""
+def tokenizer_and_encoder(text_encoder: str | None):
+    """The toy tokenizer and the toy text encoder, or the ``CLIPTextModel`` folder ``text_encoder``
+    (frozen, eval mode)."""
     from transformers import CLIPTextModel
 
     from engines.common.zoo import t2i
@@ -158,6 +157,14 @@ def caption_encoder(amplify: float = 1.0, train_text: bool = False, text_encoder
     tok, te, _ = t2i.load_components()
     if text_encoder is not None:
         te = CLIPTextModel.from_pretrained(text_encoder).eval().requires_grad_(False)
+    return tok, te
+
+
+def caption_encoder(amplify: float = 1.0, train_text: bool = False, text_encoder: str | None = None):
+    """A callable returning ``[5,40,64]``: the toy text encoder's (or the ``CLIPTextModel`` folder
+    ``text_encoder``'s) hidden states of the four direction captions and of the empty caption
+    (differences between the four scaled by ``amplify``)."""
+    tok, te = tokenizer_and_encoder(text_encoder)
     caps = [f"a red circle moving {d} over a plain white background" for d in ("left", "right", "up", "down")]
     ids = tok([*caps, ""], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
     te.requires_grad_(train_text)
@@ -176,14 +183,10 @@ def caption_encoder(amplify: float = 1.0, train_text: bool = False, text_encoder
 def varied_captions(text_encoder: str | None, per_direction: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``[4, per_direction, 40, 64]`` hidden states of single-object toy captions of each direction
     (random colour, shape, size and background, as the real T2V data), and the empty caption's."""
-    from transformers import CLIPTextModel
-
     from engines.common.zoo import t2i
     from recut import toy
 
-    tok, te, _ = t2i.load_components()
-    if text_encoder is not None:
-        te = CLIPTextModel.from_pretrained(text_encoder).eval().requires_grad_(False)
+    tok, te = tokenizer_and_encoder(text_encoder)
     dirs = ("left", "right", "up", "down")
     caps = [
         toy.caption(
@@ -212,9 +215,11 @@ def main() -> None:
     )
     ap.add_argument("--text-lr", type=float, default=0.0, help="captions: also train the text encoder at this LR")
     ap.add_argument("--amplify", type=float, default=1.0, help="captions: scale the 4 captions' differences")
-    ap.add_argument("--text-encoder", help="captions: a CLIPTextModel folder instead of models/toy/text_encoder")
+    ap.add_argument("--text-encoder", help="captions/varied: a CLIPTextModel folder instead of models/toy/text_encoder")
     ap.add_argument("--cross-attn-everywhere", action="store_true", help="cross-attention at both UNet levels")
     a = ap.parse_args()
+    if a.condition != "captions" and (a.text_lr > 0 or a.amplify != 1.0):
+        ap.error("--text-lr and --amplify apply to --condition captions only")
     from diffusers import UNet3DConditionModel
 
     torch.set_num_threads(1)

@@ -27,6 +27,7 @@ CLI: ``python -m engines.common.zoo.motion_text train [--out DIR]`` / ``check [D
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -39,14 +40,13 @@ import torch
 
 from engines.common.zoo._util import write_info
 from engines.common.zoo.t2i import TOY_ROOT, one_thread, repo_rel
-from engines.common.zoo.t2v import DIRECTIONS, TEXT_ENCODER, swap_word
+from engines.common.zoo.t2v import DIRECTIONS, TEXT_ENCODER, probe_scenes, swap_word
 from recut import toy
 
 DEFAULT_OUT = TEXT_ENCODER
 SOURCE = TOY_ROOT / "text_encoder"
 TOKENIZER = TOY_ROOT / "tokenizer"
 TRAIN_SEED = 5100
-PROBE_SEED = 77000
 MAX_OBJECTS = 3
 STEPS = 1200
 BATCH = 256
@@ -117,16 +117,9 @@ def _ids(tok, captions: Sequence[str]) -> torch.Tensor:
 def separation(folder: str | os.PathLike[str] = DEFAULT_OUT, n: int = 64) -> dict[str, Any]:
     """Relative change ``|h(swapped) - h| / |h|`` of the end-of-text/padding hidden states (and
     at the swapped word) when a held-out single-object caption's direction or colour is swapped
-    (:func:`engines.common.zoo.t2v.swap_word`)."""
+    (:func:`engines.common.zoo.t2v.swap_word`; the captions of :func:`engines.common.zoo.t2v.probe_scenes`)."""
     tok, te = _load(folder)
-    caps = [
-        toy.caption(
-            toy.sample_scene(
-                np.random.default_rng([PROBE_SEED, i]), max_objects=1, frames=8, motions=DIRECTIONS, pan_prob=0.0
-            )
-        )
-        for i in range(n)
-    ]
+    caps = [toy.caption(s) for s in probe_scenes(n)]
     ids = _ids(tok, caps)
     h = te(ids)[0]
     eos = ids == tok.eos_token_id
@@ -176,17 +169,17 @@ def train(
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     tok, te = _load(source)
-    _, ref = _load(source)
-    ref.requires_grad_(False)
+    ref = copy.deepcopy(te).requires_grad_(False)
     caps, labs = training_captions(n_captions)
     ids = _ids(tok, caps)
     with torch.no_grad():
         ref_h = torch.cat([ref(ids[i : i + 1024])[0] for i in range(0, len(ids), 1024)])
     eos = ids == tok.eos_token_id
-    swappable = torch.tensor([i for i, c in enumerate(caps) if toy.parse_caption(c)[0]["motion"] in DIRECTIONS])
-    swapped = ids.clone()
-    if swap_margin > 0:
-        swapped[swappable] = _ids(tok, [swap_word(caps[i], "motion") for i in swappable.tolist()])
+    if swap_margin > 0:  # captions whose first object moves left/right/up/down, and their direction-swapped ids
+        swappable = [i for i, c in enumerate(caps) if toy.parse_caption(c)[0]["motion"] in DIRECTIONS]
+        swapped = ids.clone()
+        swapped[swappable] = _ids(tok, [swap_word(caps[i], "motion") for i in swappable])
+        swappable = torch.tensor(swappable)
     hidden = te.config.hidden_size
     heads = torch.nn.ModuleDict({f: torch.nn.Linear(hidden, len(c)) for f, c in FIELDS.items()})
     te.train()

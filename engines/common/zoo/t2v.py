@@ -211,6 +211,16 @@ def swap_word(caption: str, attribute: str) -> str:
     raise ValueError(f"attribute must be 'motion' or 'colour', got {attribute!r}")
 
 
+def probe_scenes(n: int, frames: int = FRAMES) -> list[toy.ToyScene]:
+    """The held-out single-object left/right/up/down scenes the probes use (seed :data:`PROBE_SEED`)."""
+    return [
+        toy.sample_scene(
+            np.random.default_rng([PROBE_SEED, i]), max_objects=1, frames=frames, motions=DIRECTIONS, pan_prob=0.0
+        )
+        for i in range(n)
+    ]
+
+
 @torch.no_grad()
 def conditioning_sensitivity(
     model_dir: str | os.PathLike[str] = DEFAULT_OUT,
@@ -229,12 +239,7 @@ def conditioning_sensitivity(
 
     tok, te, vae = t2i.load_components(model_dir)  # the pipeline folder's own tokenizer/text_encoder/vae
     unet = UNet3DConditionModel.from_pretrained(Path(model_dir) / "unet", local_files_only=True).eval()
-    scenes = [
-        toy.sample_scene(
-            np.random.default_rng([PROBE_SEED, i]), max_objects=1, frames=frames, motions=DIRECTIONS, pan_prob=0.0
-        )
-        for i in range(n_clips)
-    ]
+    scenes = probe_scenes(n_clips, frames)
     n = len(scenes)
     lat = t2i.encode_images(vae, t2i.render_frames(scenes).reshape(n * frames, 64, 64, 3))
     lat = lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4)
