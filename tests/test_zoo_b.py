@@ -69,8 +69,8 @@ def test_quick_training_is_deterministic(tmp_path: Path, quick_t2i: Path) -> Non
 
 def test_quick_t2v_trains_and_loads(tmp_path: Path) -> None:
     out = tmp_path / "t2v"
-    figs = t2v.train(out, quick=True, log=None)
-    assert np.isfinite(figs["final_loss"])
+    figs = t2v.train(out, quick=True, log=None, temporal_weight=2.0)
+    assert np.isfinite(figs["final_loss"]) and figs["temporal_weight"] == 2.0
     assert figs["prediction_type"] == "v_prediction" and figs["zero_terminal_snr"]
     _assert_layout(out, "TextToVideoSDPipeline")
     pipe = t2v.load_pipeline(out)
@@ -202,3 +202,25 @@ def test_checks_report_their_bar_figures(quick_t2i: Path) -> None:
     assert f3["frames"] == t2v.FRAMES and 0.0 <= f3["motion_acc"] <= 1.0
     assert f3["passed"] == (f3["colour_shape_acc"] >= t2v.BAR_COLOUR_SHAPE and f3["motion_acc"] >= t2v.BAR_MOTION)
     assert f3["conditioning_sensitivity"]["n_clips"] == 32
+
+
+def test_temporal_weight_weighs_only_what_changes_between_frames() -> None:
+    """The frame-difference term adds nothing for a residual that is the same in every frame, and
+    exactly ``w * (1 - alpha_bar) * mean(diff^2)`` otherwise; 2-D latents and w < 0 are refused."""
+    static = torch.randn(2, 4, 1, 8, 8).expand(2, 4, 5, 8, 8)
+    a = torch.tensor([0.9, 0.0])
+    assert torch.allclose(t2i.sample_errors(static, a, 4.0), t2i.sample_errors(static, a, 0.0))
+    moving = torch.randn(2, 4, 5, 8, 8)
+    diff = (moving[:, :, 1:] - moving[:, :, :-1]).pow(2).flatten(1).mean(1)
+    want = moving.pow(2).flatten(1).mean(1) + 4.0 * (1 - a) * diff
+    assert torch.allclose(t2i.sample_errors(moving, a, 4.0), want)
+    assert t2i.sample_errors(moving, a, 4.0)[1] > t2i.sample_errors(moving, a, 0.0)[1]
+    kw = dict(steps=1, batch=1, lr=1e-3, seed=0, log=None)
+    with pytest.raises(ValueError, match="temporal_weight needs clips"):
+        t2i.fit_denoiser(
+            None, torch.zeros(2, 4, 8, 8), torch.zeros(2, dtype=torch.long), None, None, temporal_weight=1.0, **kw
+        )
+    with pytest.raises(ValueError, match="temporal_weight must be >= 0"):
+        t2i.fit_denoiser(
+            None, torch.zeros(2, 4, 3, 8, 8), torch.zeros(2, dtype=torch.long), None, None, temporal_weight=-1.0, **kw
+        )

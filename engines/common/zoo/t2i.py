@@ -248,6 +248,16 @@ class EMA:
             p.copy_(s)
 
 
+def sample_errors(resid: torch.Tensor, alpha_bar: torch.Tensor, temporal_weight: float = 0.0) -> torch.Tensor:
+    """Per-sample training error of a residual ``pred - target`` (``[B,C,H,W]`` or ``[B,C,F,H,W]``):
+    its mean square, plus ``temporal_weight * (1 - alpha_bar)`` times the mean square of its
+    frame-to-frame differences (clips only; see :func:`fit_denoiser`)."""
+    err = resid.pow(2).flatten(1).mean(1)
+    if temporal_weight:
+        err = err + temporal_weight * (1 - alpha_bar) * resid.diff(dim=2).pow(2).flatten(1).mean(1)
+    return err
+
+
 def fit_denoiser(
     unet,
     latents: torch.Tensor,
@@ -269,6 +279,7 @@ def fit_denoiser(
     resume: dict[str, Any] | None = None,
     log_every: int = 100,
     noise_schedule: dict[str, Any] | None = None,
+    temporal_weight: float = 0.0,
     log=print,
 ) -> dict[str, Any]:
     """DDPM training (epsilon or v prediction, as ``noise_schedule`` says; default SD-1.5, epsilon)
@@ -284,7 +295,19 @@ def fit_denoiser(
     of a long run equal those of a run with ``steps=k``; ``on_checkpoint(step, ema_unet)`` is then
     called every ``save_every`` steps (the UNet passed holds the EMA weights only for the call) with
     the full training state (live weights, optimiser, EMA, generator); ``resume`` takes such a state
-    and continues the run exactly as if it had not stopped."""
+    and continues the run exactly as if it had not stopped.
+
+    ``temporal_weight`` (3-D only) adds ``temporal_weight * (1 - alpha_bar_t)`` times the mean
+    squared frame-to-frame *difference* of the residual; for v prediction that is the squared
+    error of the predicted clip's frame differences.  A positive quadratic form per sample, so the
+    optimum is unchanged, but what is static in a clip (most of it: the background) gets no extra
+    weight, what moves gets it all, and the weight is largest at high noise, where the sampler
+    lays out the motion.  Without it the direction a caption asks for is ~1 % of a toy clip's
+    variance, and the UNet never learns it (benchmarks/ZOO_B.md)."""
+    if temporal_weight < 0:
+        raise ValueError(f"temporal_weight must be >= 0, got {temporal_weight}")
+    if temporal_weight and latents.dim() != 5:
+        raise ValueError(f"temporal_weight needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     sched = ddpm_scheduler(noise_schedule)
@@ -332,7 +355,7 @@ def fit_denoiser(
         a = acp[t].view(-1, *([1] * (x0.dim() - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
         pred = unet(xt, t, encoder_hidden_states=c).sample
-        err = (pred - prediction_target(sched, x0, noise, t)).pow(2).flatten(1).mean(1)
+        err = sample_errors(pred - prediction_target(sched, x0, noise, t), acp[t], temporal_weight)
         if min_snr:  # Min-SNR-gamma weighting for epsilon prediction (Hang et al. 2023): faster convergence
             snr = acp[t] / (1 - acp[t])
             loss = (err * torch.clamp(snr, max=min_snr) / snr).mean()
@@ -378,6 +401,7 @@ def fit_denoiser(
         "lr": lr,
         "ema_decay": ema_decay,
         "min_snr_gamma": min_snr,
+        **({"temporal_weight": temporal_weight} if temporal_weight else {}),
         "prediction_type": sched.config.prediction_type,
         "zero_terminal_snr": bool(sched.config.rescale_betas_zero_snr),
         "schedule": schedule,

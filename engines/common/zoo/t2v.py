@@ -54,6 +54,7 @@ BAR_MOTION = 0.7
 #: The T2V's own text encoder (engines.common.zoo.motion_text): the toy text encoder fine-tuned
 #: so that the caption's motion words reach its end-of-text states.
 TEXT_ENCODER = t2i.TOY_ROOT / "t2v_text_encoder"
+TEMPORAL_WEIGHT = 0.0
 
 #: Noise schedule of the toy T2V: SD-1.5's betas rescaled to zero terminal SNR, v-prediction,
 #: trailing timesteps (Lin et al. 2024).  With SD-1.5's own schedule (epsilon prediction) the
@@ -283,6 +284,7 @@ def train(
     resume: str | os.PathLike[str] | None = None,
     noise_schedule: dict[str, Any] | None = None,
     text_encoder: str | os.PathLike[str] | None = TEXT_ENCODER,
+    temporal_weight: float = TEMPORAL_WEIGHT,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
@@ -290,7 +292,8 @@ def train(
     ``init_from``: 2-D UNet weights for the spatial layers before training (a UNet folder or a
     ``.pt`` state dict; by default the committed toy T2I UNet); then :func:`t2i.fit_captions`
     as in :func:`t2i.train`.  ``text_encoder``: the T2V's own text encoder folder (default
-    :data:`TEXT_ENCODER`; ``None``: the one in ``components``), which the pipeline folder links."""
+    :data:`TEXT_ENCODER`; ``None``: the one in ``components``), which the pipeline folder links.
+    ``temporal_weight``: :func:`t2i.fit_denoiser`'s weight of the frame-difference error."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
     comp, tok, vae = t2i.setup_training(components, seed, text_encoder)
@@ -315,7 +318,14 @@ def train(
     n_init = init_from_t2i(unet, init_from) if init_from is not None else 0
     if log:
         log(f"init: {n_init} tensors from {init_from}")
-    fit_kw = dict(batch=batch, lr=t2i.LR, ema_decay=t2i.EMA_DECAY, log=log, log_every=1 if quick else 25)
+    fit_kw = dict(
+        batch=batch,
+        lr=t2i.LR,
+        ema_decay=t2i.EMA_DECAY,
+        temporal_weight=temporal_weight,
+        log=log,
+        log_every=1 if quick else 25,
+    )
     fit_kw.update(
         t2i.checkpointing(out_dir, comp, "TextToVideoSDPipeline", schedule, save_every, resume, noise_schedule)
     )
@@ -354,6 +364,12 @@ def _train_args(a) -> None:
         help="the T2V's text encoder folder ('none': the components' text_encoder)",
     )
     a.add_argument("--init-from", default=str(t2i.DEFAULT_OUT / "unet"), help="2-D UNet folder or .pt state dict")
+    a.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=TEMPORAL_WEIGHT,
+        help="weight of the error of the clip's frame-to-frame differences (0: plain DDPM loss)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
