@@ -200,6 +200,9 @@ def test_checks_report_their_bar_figures(quick_t2i: Path) -> None:
     assert f2["passed"] == (f2["colour_shape_acc"] >= t2i.BAR_COLOUR_SHAPE)
     f3 = t2v.check(T2V_DIR, n_prompts=2, steps=2)
     assert f3["frames"] == t2v.FRAMES and 0.0 <= f3["motion_acc"] <= 1.0
+    # what the judge read for each asked direction (held-out prompts cycle left, right, up, down)
+    asked = {d: sum(c.values()) for d, c in f3["motion_predicted"].items()}
+    assert asked == {"left": 1, "right": 1, "up": 0, "down": 0}
     assert f3["passed"] == (f3["colour_shape_acc"] >= t2v.BAR_COLOUR_SHAPE and f3["motion_acc"] >= t2v.BAR_MOTION)
     assert f3["conditioning_sensitivity"]["n_clips"] == 32
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -184,11 +185,14 @@ def check(
     model's :func:`conditioning_sensitivity` (diagnostic only: the bars are judged on samples)
     (``record``: also store the figures in ``zoo_info.json``)."""
     t2i.one_thread()
-    res, figs = t2i.judged_samples(
-        load_pipeline(model_dir), heldout_prompts(n_prompts), sample, judge_clip, steps, guidance, seed
-    )
+    prompts = heldout_prompts(n_prompts)
+    res, figs = t2i.judged_samples(load_pipeline(model_dir), prompts, sample, judge_clip, steps, guidance, seed)
     figs["frames"] = FRAMES
     figs["motion_acc"] = float(np.mean([r["motion_ok"] for r in res]))
+    figs["motion_predicted"] = {  # asked direction -> the judge's reading of each sample
+        d: dict(Counter(r["motion"] for r, p in zip(res, prompts, strict=True) if f"moving {d}" in p))
+        for d in DIRECTIONS
+    }
     figs["passed"] = figs["colour_shape_acc"] >= BAR_COLOUR_SHAPE and figs["motion_acc"] >= BAR_MOTION
     figs["conditioning_sensitivity"] = conditioning_sensitivity(model_dir)
     if record:
