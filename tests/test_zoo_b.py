@@ -227,3 +227,9 @@ def test_temporal_weight_weighs_only_what_changes_between_frames() -> None:
         t2i.fit_denoiser(
             None, torch.zeros(2, 4, 3, 8, 8), torch.zeros(2, dtype=torch.long), None, None, temporal_weight=-1.0, **kw
         )
+
+
+def test_t2v_command_line_trains_from_scratch_with_init_from_none(tmp_path: Path, capsys) -> None:
+    t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--init-from", "none"])
+    info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())
+    assert info["init_tensors"] == 0 and info["init_from"] is None

@@ -367,7 +367,12 @@ def _train_args(a) -> None:
         default=str(TEXT_ENCODER),
         help="the T2V's text encoder folder ('none': the components' text_encoder)",
     )
-    a.add_argument("--init-from", default=str(t2i.DEFAULT_OUT / "unet"), help="2-D UNet folder or .pt state dict")
+    a.add_argument(
+        "--init-from",
+        type=lambda v: None if v.lower() in ("", "none") else v,
+        default=str(t2i.DEFAULT_OUT / "unet"),
+        help="2-D UNet folder or .pt state dict ('none': from scratch)",
+    )
     a.add_argument(
         "--temporal-weight",
         type=float,
