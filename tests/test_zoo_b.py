@@ -229,7 +229,7 @@ def test_temporal_weight_weighs_only_what_changes_between_frames() -> None:
         )
 
 
-def test_t2v_command_line_trains_from_scratch_with_init_from_none(tmp_path: Path, capsys) -> None:
+def test_t2v_command_line_trains_from_scratch_with_init_from_none(tmp_path: Path) -> None:
     t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--init-from", "none"])
     info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())
     assert info["init_tensors"] == 0 and info["init_from"] is None
