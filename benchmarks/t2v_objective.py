@@ -54,6 +54,16 @@ end-of-text tokens:
 
     python benchmarks/t2v_objective.py --condition captions --text-encoder models/toy/t2v_text_encoder
 
+``--data toy`` keeps this loop (UNet at half width from scratch, batch 16, AdamW 1e-3, no EMA) but
+trains on the real T2V recipe's data: its 1500 toy clips as toy-VAE latents (memoised with
+``--cache``, the same files `t2v train --cache` writes) and their own captions.  It samples the 16
+held-out prompts of `t2v check`, decodes them with the toy VAE and judges them with the same judge.
+It tells the data (real clips and captions) apart from the rest of the recipe (T2I init, width,
+batch, LR, EMA):
+
+    python benchmarks/t2v_objective.py --data toy --condition varied \\
+        --text-encoder models/toy/t2v_text_encoder --cache /tmp/zoo/cache
+
 ~1.4 s/step on one core (23 min per 1000 steps).  Results: benchmarks/ZOO_B.md.
 """
 
@@ -61,6 +71,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -103,6 +114,21 @@ def schedulers(objective: str):
 
 
 @torch.no_grad()
+def sample_clips(unet, cond: torch.Tensor, null: torch.Tensor, sampler, steps: int, guidance: float) -> torch.Tensor:
+    """DDIM with classifier-free guidance from fixed noise: one ``[4,F,H,H]`` clip per condition."""
+    n = len(cond)
+    unet.eval()
+    sampler.set_timesteps(steps)
+    x = torch.randn(n, 4, F, H, H, generator=torch.Generator().manual_seed(5))
+    for t in sampler.timesteps:
+        tb = torch.full((n,), int(t))
+        p_c = unet(x, tb, encoder_hidden_states=cond).sample
+        p_u = unet(x, tb, encoder_hidden_states=null.expand(n, -1, -1)).sample
+        x = sampler.step(p_u + guidance * (p_c - p_u), t, x).prev_sample
+    unet.train()
+    return x
+
+
 def direction_accuracy(
     unet, emb: torch.Tensor, sampler, steps: int = 20, guidance: float = 3.0, cond: torch.Tensor | None = None
 ) -> tuple[int, list]:
@@ -110,17 +136,9 @@ def direction_accuracy(
     ``emb``: the four directions' conditions and the empty one; ``cond``: the 16 clips' own
     conditions instead of ``emb[direction]`` (clip ``i`` asks for direction ``i % 4``)."""
     yy, xx = torch.meshgrid(torch.arange(H).float(), torch.arange(H).float(), indexing="ij")
-    unet.eval()
-    sampler.set_timesteps(steps)
     asked = torch.arange(4).repeat(4)
     cond = emb[asked] if cond is None else cond
-    x = torch.randn(16, 4, F, H, H, generator=torch.Generator().manual_seed(5))
-    for t in sampler.timesteps:
-        tb = torch.full((16,), int(t))
-        p_c = unet(x, tb, encoder_hidden_states=cond).sample
-        p_u = unet(x, tb, encoder_hidden_states=emb[4].expand(16, -1, -1)).sample
-        x = sampler.step(p_u + guidance * (p_c - p_u), t, x).prev_sample
-    unet.train()
+    x = sample_clips(unet, cond, emb[4], sampler, steps, guidance)
     w = (x[:, 0] + 0.5).clamp(min=0)
     cx = (w * xx).sum((-1, -2)) / w.sum((-1, -2))
     cy = (w * yy).sum((-1, -2)) / w.sum((-1, -2))
@@ -180,6 +198,59 @@ def caption_encoder(amplify: float = 1.0, train_text: bool = False, text_encoder
     return encode
 
 
+class ToySet(NamedTuple):
+    clips: torch.Tensor  # [N,4,F,H,H] toy VAE latents
+    cond: torch.Tensor  # [N,L,D] their captions' hidden states
+    null: torch.Tensor  # [L,D] the empty caption's
+    prompts: list[str]  # 16 held-out prompts, 4 per direction
+    prompt_cond: torch.Tensor  # their hidden states
+    vae: Any
+
+
+def toy_data(text_encoder: str | None, cache: str | None) -> ToySet:
+    """The real toy T2V recipe's training clips (:func:`engines.common.zoo.t2v.t2v_scenes`, the
+    same seed and count, encoded by the toy VAE and memoised under the same key), their captions'
+    hidden states, the empty caption's, and the judge's inputs: 16 held-out prompts (4 per
+    direction), their hidden states and the VAE."""
+    from engines.common.zoo import t2i, t2v
+    from recut import toy
+
+    tok, te = tokenizer_and_encoder(text_encoder)
+    _, _, vae = t2i.load_components()
+    scenes = t2v.t2v_scenes(t2v.TRAIN_SEED, t2v.TRAIN_CLIPS, frames=F)
+    n = len(scenes)
+    key = f"t2v-{t2v.TRAIN_SEED}-{n}-{F}"
+    lat = t2i.cached_latents(vae, key, lambda: t2i.render_frames(scenes).reshape(n * F, 64, 64, 3), cache)
+    clips = lat.reshape(n, F, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
+    caps = [toy.caption(s) for s in scenes]
+    prompts = t2v.heldout_prompts(16)
+    h = t2i.encode_text(tok, te, [*caps, *prompts, ""])
+    return ToySet(clips, h[:n], h[-1], prompts, h[n:-1], vae)
+
+
+def toy_accuracy(unet, toy_set: ToySet, sampler, steps: int = 20, guidance: float = 5.0) -> tuple[int, int, dict]:
+    """Sample the 16 held-out prompts, decode with the toy VAE and judge them as ``t2v check``
+    does (:func:`engines.common.zoo.t2v.judge_clip`): (motion right, colour right, what the judge
+    read per asked direction)."""
+    from collections import Counter
+
+    from engines.common.zoo import data as zoo_data
+    from engines.common.zoo import t2v
+    from engines.common.zoo import vae as zoo_vae
+
+    prompts = toy_set.prompts
+    x = sample_clips(unet, toy_set.prompt_cond, toy_set.null, sampler, steps, guidance)
+    with torch.no_grad():
+        frames = zoo_data.to_uint8(zoo_vae.decode(toy_set.vae, x.permute(0, 2, 1, 3, 4).reshape(-1, 4, H, H)))
+    clips = frames.reshape(len(prompts), F, *frames.shape[1:])
+    res = [t2v.judge_clip(c, p) for c, p in zip(clips, prompts, strict=True)]
+    read = {
+        d: dict(Counter(r["motion"] for r, p in zip(res, prompts, strict=True) if f"moving {d}" in p))
+        for d in t2v.DIRECTIONS
+    }
+    return sum(r["motion_ok"] for r in res), sum(r["colour_ok"] for r in res), read
+
+
 def varied_captions(text_encoder: str | None, per_direction: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``[4, per_direction, 40, 64]`` hidden states of single-object toy captions of each direction
     (random colour, shape, size and background, as the real T2V data), and the empty caption's."""
@@ -217,9 +288,19 @@ def main() -> None:
     ap.add_argument("--amplify", type=float, default=1.0, help="captions: scale the 4 captions' differences")
     ap.add_argument("--text-encoder", help="captions/varied: a CLIPTextModel folder instead of models/toy/text_encoder")
     ap.add_argument("--cross-attn-everywhere", action="store_true", help="cross-attention at both UNet levels")
+    ap.add_argument(
+        "--data",
+        choices=("blobs", "toy"),
+        default="blobs",
+        help="blobs: the synthetic clips; toy: the real T2V recipe's clips and captions (toy VAE latents), "
+        "judged on 16 held-out prompts as `t2v check` does",
+    )
+    ap.add_argument("--cache", help="--data toy: folder memoising the clips' latents (as `t2v train --cache`)")
     a = ap.parse_args()
     if a.condition != "captions" and (a.text_lr > 0 or a.amplify != 1.0):
         ap.error("--text-lr and --amplify apply to --condition captions only")
+    if a.data == "toy" and (a.condition != "varied" or a.frame_ramp):
+        ap.error("--data toy takes its captions from the clips: use it with --condition varied")
     from diffusers import UNet3DConditionModel
 
     torch.set_num_threads(1)
@@ -243,6 +324,9 @@ def main() -> None:
     if a.condition == "tokens":
         emb = torch.randn(5, 4, 32) * 0.5  # 4 directions + the empty caption; 4 tokens each
         encode = None
+    elif a.data == "toy":
+        toy_set = toy_data(a.text_encoder, a.cache)
+        emb = toy_set.null[None]  # only the empty caption is used
     elif a.condition == "varied":
         bank, null = varied_captions(a.text_encoder)
         emb = torch.cat([bank[:, 0], null[None]])  # (only its empty caption is used)
@@ -261,10 +345,15 @@ def main() -> None:
     for step in range(1, a.steps + 1):
         if a.text_lr > 0:
             emb = encode()
-        d = torch.randint(0, 4, (B,), generator=g)
-        x0 = make_clips(d, g)
-        c = emb[d].clone() if bank is None else bank[d, torch.randint(0, bank.shape[1], (B,), generator=g)]
-        c[torch.rand(B, generator=g) < 0.1] = emb[4]
+        if a.data == "toy":
+            idx = torch.randint(0, len(toy_set.clips), (B,), generator=g)
+            x0, c = toy_set.clips[idx], toy_set.cond[idx].clone()
+            c[torch.rand(B, generator=g) < 0.1] = toy_set.null
+        else:
+            d = torch.randint(0, 4, (B,), generator=g)
+            x0 = make_clips(d, g)
+            c = emb[d].clone() if bank is None else bank[d, torch.randint(0, bank.shape[1], (B,), generator=g)]
+            c[torch.rand(B, generator=g) < 0.1] = emb[4]
         t = torch.randint(0, 1000, (B,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         al = acp[t].view(-1, 1, 1, 1, 1)
@@ -278,7 +367,12 @@ def main() -> None:
         losses.append(loss.item())
         if step % 100 == 0:
             print(f"step {step} loss {np.mean(losses[-100:]):.4f} {time.time() - t0:.0f}s", flush=True)
-        if step % a.eval_every == 0 or step == a.steps:
+        if (step % a.eval_every == 0 or step == a.steps) and a.data == "toy":
+            ok, colour, read = toy_accuracy(unet, toy_set, sampler)
+            print(
+                f"{a.objective} step {step}: motion followed in {ok}/16, colour in {colour}/16; read {read}", flush=True
+            )
+        elif step % a.eval_every == 0 or step == a.steps:
             ok, moves = direction_accuracy(unet, emb.detach(), sampler, cond=None if bank is None else eval_cond)
             print(f"{a.objective} step {step}: direction followed in {ok}/16; moves {moves[:4]}", flush=True)
 
