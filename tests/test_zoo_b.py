@@ -233,3 +233,11 @@ def test_t2v_command_line_trains_from_scratch_with_init_from_none(tmp_path: Path
     t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--init-from", "none"])
     info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())
     assert info["init_tensors"] == 0 and info["init_from"] is None
+
+
+def test_t2v_command_line_refuses_a_negative_temporal_weight(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--temporal-weight", "-1"])
+    assert exc.value.code == 2
+    assert "--temporal-weight: must be a number >= 0, got '-1'" in capsys.readouterr().err
+    assert not (tmp_path / "t2v").exists()

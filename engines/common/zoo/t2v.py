@@ -359,6 +359,18 @@ def train(
     )
 
 
+def _non_negative(v: str) -> float:
+    import argparse
+
+    try:
+        x = float(v)
+    except ValueError:
+        x = float("nan")
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {v!r}")
+    return x
+
+
 def _train_args(a) -> None:
     a.add_argument("--batch", type=int)
     a.add_argument(
@@ -375,7 +387,7 @@ def _train_args(a) -> None:
     )
     a.add_argument(
         "--temporal-weight",
-        type=float,
+        type=_non_negative,
         default=TEMPORAL_WEIGHT,
         help="weight of the error of the clip's frame-to-frame differences (0: plain DDPM loss)",
     )
