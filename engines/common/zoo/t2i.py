@@ -302,7 +302,7 @@ def fit_denoiser(
     error of the predicted clip's frame differences.  A positive quadratic form per sample, so the
     optimum is unchanged, but what is static in a clip (most of it: the background) gets no extra
     weight, what moves gets it all, and the weight is largest at high noise, where the sampler
-    lays out the motion.  An experiment on the toy T2V's direction binding (benchmarks/ZOO_B.md)."""
+    lays out the motion.  It is what made the toy T2V bind direction words (benchmarks/ZOO_B.md)."""
     if temporal_weight < 0:
         raise ValueError(f"temporal_weight must be >= 0, got {temporal_weight}")
     if temporal_weight and latents.dim() != 5:
