@@ -220,11 +220,8 @@ def toy_data(text_encoder: str | None, cache: str | None, plain_single: bool = F
 
     tok, te = tokenizer_and_encoder(text_encoder)
     _, _, vae = t2i.load_components()
-    scenes = t2v.t2v_scenes(t2v.TRAIN_SEED, t2v.TRAIN_CLIPS, frames=F)
+    scenes, clips = t2v.training_clips(vae, frames=F, cache=cache)
     n = len(scenes)
-    key = f"t2v-{t2v.TRAIN_SEED}-{n}-{F}"
-    lat = t2i.cached_latents(vae, key, lambda: t2i.render_frames(scenes).reshape(n * F, 64, 64, 3), cache)
-    clips = lat.reshape(n, F, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
     caps = [toy.caption(s) for s in scenes]
     prompts = t2v.heldout_prompts(16)
     if plain_single:  # the easy part of the data: one moving object over a plain background
@@ -240,8 +237,6 @@ def toy_accuracy(unet, toy_set: ToySet, sampler, steps: int = 20, guidance: floa
     """Sample the 16 held-out prompts, decode with the toy VAE and judge them as ``t2v check``
     does (:func:`engines.common.zoo.t2v.judge_clip`): (motion right, colour right, what the judge
     read per asked direction)."""
-    from collections import Counter
-
     from engines.common.zoo import data as zoo_data
     from engines.common.zoo import t2v
     from engines.common.zoo import vae as zoo_vae
@@ -252,26 +247,22 @@ def toy_accuracy(unet, toy_set: ToySet, sampler, steps: int = 20, guidance: floa
         frames = zoo_data.to_uint8(zoo_vae.decode(toy_set.vae, x.permute(0, 2, 1, 3, 4).reshape(-1, 4, H, H)))
     clips = frames.reshape(len(prompts), F, *frames.shape[1:])
     res = [t2v.judge_clip(c, p) for c, p in zip(clips, prompts, strict=True)]
-    read = {
-        d: dict(Counter(r["motion"] for r, p in zip(res, prompts, strict=True) if f"moving {d}" in p))
-        for d in t2v.DIRECTIONS
-    }
-    return sum(r["motion_ok"] for r in res), sum(r["colour_ok"] for r in res), read
+    return sum(r["motion_ok"] for r in res), sum(r["colour_ok"] for r in res), t2v.motion_readings(res, prompts)
 
 
 def varied_captions(text_encoder: str | None, per_direction: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``[4, per_direction, 40, 64]`` hidden states of single-object toy captions of each direction
     (random colour, shape, size and background, as the real T2V data), and the empty caption's."""
     from engines.common.zoo import t2i
+    from engines.common.zoo.t2v import DIRECTIONS
     from recut import toy
 
     tok, te = tokenizer_and_encoder(text_encoder)
-    dirs = ("left", "right", "up", "down")
     caps = [
         toy.caption(
             toy.sample_scene(np.random.default_rng([4242, k, i]), max_objects=1, frames=F, motions=(d,), pan_prob=0.0)
         )
-        for k, d in enumerate(dirs)
+        for k, d in enumerate(DIRECTIONS)
         for i in range(per_direction)
     ]
     h = t2i.encode_text(tok, te, [*caps, ""])

@@ -94,6 +94,29 @@ def t2v_scenes(
     return out
 
 
+def training_clips(
+    vae,
+    seed: int = TRAIN_SEED,
+    count: int = TRAIN_CLIPS,
+    frames: int = FRAMES,
+    cache: str | os.PathLike[str] | None = None,
+) -> tuple[list[toy.ToyScene], torch.Tensor]:
+    """The training scenes :func:`t2v_scenes` and their clips as ``vae`` latents ``[N,C,T,h,w]``
+    (memoised in ``cache``, see :func:`t2i.cached_latents`)."""
+    scenes = t2v_scenes(seed, count, frames=frames)
+    n = len(scenes)
+    lat = t2i.cached_latents(
+        vae, f"t2v-{seed}-{count}-{frames}", lambda: t2i.render_frames(scenes).reshape(n * frames, 64, 64, 3), cache
+    )
+    return scenes, lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def motion_readings(judged: Sequence[dict[str, Any]], prompts: Sequence[str]) -> dict[str, dict[str, int]]:
+    """For each asked direction, how often the judge (:func:`judge_clip`) read each motion."""
+    asked = [toy.parse_caption(p)[0]["motion"] for p in prompts]
+    return {d: dict(Counter(r["motion"] for r, a in zip(judged, asked, strict=True) if a == d)) for d in DIRECTIONS}
+
+
 def heldout_prompts(n: int = 48, seed: int = HELDOUT_SEED) -> list[str]:
     """``n`` single-object captions with a left/right/up/down motion, balanced over directions."""
     out = []
@@ -192,10 +215,7 @@ def check(
     res, figs = t2i.judged_samples(load_pipeline(model_dir), prompts, sample, judge_clip, steps, guidance, seed)
     figs["frames"] = FRAMES
     figs["motion_acc"] = float(np.mean([r["motion_ok"] for r in res]))
-    figs["motion_predicted"] = {  # asked direction -> the judge's reading of each sample
-        d: dict(Counter(r["motion"] for r, p in zip(res, prompts, strict=True) if f"moving {d}" in p))
-        for d in DIRECTIONS
-    }
+    figs["motion_predicted"] = motion_readings(res, prompts)
     figs["passed"] = figs["colour_shape_acc"] >= BAR_COLOUR_SHAPE and figs["motion_acc"] >= BAR_MOTION
     figs["conditioning_sensitivity"] = conditioning_sensitivity(model_dir)
     if record:
@@ -308,15 +328,8 @@ def train(
     steps = steps if steps is not None else (2 if quick else TRAIN_STEPS)
     batch = batch or (2 if quick else TRAIN_BATCH)
     frames = 4 if quick else FRAMES
-    scenes = t2v_scenes(TRAIN_SEED + seed, n_scenes, frames=frames)
+    scenes, latents = training_clips(vae, TRAIN_SEED + seed, n_scenes, frames, cache)
     n, t_n = len(scenes), frames
-    lat = t2i.cached_latents(
-        vae,
-        f"t2v-{TRAIN_SEED + seed}-{n_scenes}-{frames}",
-        lambda: t2i.render_frames(scenes).reshape(n * t_n, 64, 64, 3),
-        cache,
-    )
-    latents = lat.reshape(n, t_n, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()  # [N,C,T,h,w]
     caps = [toy.caption(s) for s in scenes]
     prep = time.perf_counter() - t_start
     if log:
@@ -374,17 +387,21 @@ def _non_negative(v: str) -> float:
     return x
 
 
+def _folder_or_none(v: str) -> str | None:
+    return None if v.lower() in ("", "none") else v
+
+
 def _train_args(a) -> None:
     a.add_argument("--batch", type=int)
     a.add_argument(
         "--text-encoder",
-        type=lambda v: None if v.lower() in ("", "none") else v,
+        type=_folder_or_none,
         default=str(TEXT_ENCODER),
         help="the T2V's text encoder folder ('none': the components' text_encoder)",
     )
     a.add_argument(
         "--init-from",
-        type=lambda v: None if v.lower() in ("", "none") else v,
+        type=_folder_or_none,
         default=str(t2i.DEFAULT_OUT / "unet"),
         help="2-D UNet folder or .pt state dict ('none': from scratch)",
     )
