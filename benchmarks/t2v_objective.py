@@ -238,7 +238,7 @@ def toy_accuracy(unet, toy_set: ToySet, sampler, steps: int = 20, guidance: floa
     does (:func:`engines.common.zoo.t2v.judge_clip`): (motion right, colour right, what the judge
     read per asked direction)."""
     from engines.common.zoo import data as zoo_data
-    from engines.common.zoo import t2v
+    from engines.common.zoo import t2i, t2v
     from engines.common.zoo import vae as zoo_vae
 
     prompts = toy_set.prompts
@@ -247,7 +247,7 @@ def toy_accuracy(unet, toy_set: ToySet, sampler, steps: int = 20, guidance: floa
         frames = zoo_data.to_uint8(zoo_vae.decode(toy_set.vae, x.permute(0, 2, 1, 3, 4).reshape(-1, 4, H, H)))
     clips = frames.reshape(len(prompts), F, *frames.shape[1:])
     res = [t2v.judge_clip(c, p) for c, p in zip(clips, prompts, strict=True)]
-    return sum(r["motion_ok"] for r in res), sum(r["colour_ok"] for r in res), t2v.motion_readings(res, prompts)
+    return sum(r["motion_ok"] for r in res), sum(r["colour_ok"] for r in res), t2i.readings(res, prompts, "motion")
 
 
 def varied_captions(text_encoder: str | None, per_direction: int = 256) -> tuple[torch.Tensor, torch.Tensor]:

@@ -202,7 +202,11 @@ def test_checks_report_their_bar_figures(quick_t2i: Path) -> None:
     assert f3["frames"] == t2v.FRAMES and 0.0 <= f3["motion_acc"] <= 1.0
     # what the judge read for each asked direction (held-out prompts cycle left, right, up, down)
     asked = {d: sum(c.values()) for d, c in f3["motion_predicted"].items()}
-    assert asked == {"left": 1, "right": 1, "up": 0, "down": 0}
+    assert asked == {"left": 1, "right": 1}
+    # ... and for each asked shape (both checks)
+    for f, n in ((f2, 2), (f3, 2)):
+        assert sum(sum(c.values()) for c in f["shape_predicted"].values()) == n, f
+        assert set(f["shape_predicted"]) <= {"circle", "square", "triangle"}
     assert f3["passed"] == (f3["colour_shape_acc"] >= t2v.BAR_COLOUR_SHAPE and f3["motion_acc"] >= t2v.BAR_MOTION)
     assert f3["conditioning_sensitivity"]["n_clips"] == 32
 
@@ -241,3 +245,20 @@ def test_t2v_command_line_refuses_a_negative_temporal_weight(tmp_path: Path, cap
     assert exc.value.code == 2
     assert "--temporal-weight: must be a number >= 0, got '-1'" in capsys.readouterr().err
     assert not (tmp_path / "t2v").exists()
+
+
+def test_readings_count_what_the_judge_read_per_asked_value() -> None:
+    prompts = [
+        "a small red circle moving left over a plain white background",
+        "a large blue square moving up over a plain white background",
+        "a small green circle moving left over a plain white background",
+    ]
+    judged = [
+        {"shape": "circle", "motion": "wave"},
+        {"shape": "unknown", "motion": "up"},
+        {"shape": "square", "motion": "left"},
+    ]
+    assert t2i.readings(judged, prompts, "shape") == {"circle": {"circle": 1, "square": 1}, "square": {"unknown": 1}}
+    assert t2i.readings(judged, prompts, "motion") == {"left": {"wave": 1, "left": 1}, "up": {"up": 1}}
+    with pytest.raises(ValueError):
+        t2i.readings(judged[:2], prompts, "shape")

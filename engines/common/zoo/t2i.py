@@ -31,6 +31,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -587,6 +588,16 @@ def judge_image(img: np.ndarray, prompt: str) -> dict[str, Any]:
     return {"colour_ok": bool(r["colour"]), "shape_ok": bool(r["shape"]), "shape": r["shape_pred"]}
 
 
+def readings(judged: Sequence[dict[str, Any]], prompts: Sequence[str], attribute: str) -> dict[str, dict[str, int]]:
+    """For each asked value of ``attribute`` (``"shape"`` or ``"motion"``) of a prompt's first object,
+    how often the judge read each value (``judged[i][attribute]``), e.g. ``{"circle": {"circle": 9,
+    "unknown": 3}}``; asked values in first-seen order."""
+    out: dict[str, Counter] = {}
+    for r, p in zip(judged, prompts, strict=True):
+        out.setdefault(toy.parse_caption(p)[0][attribute], Counter())[r[attribute]] += 1
+    return {k: dict(v) for k, v in out.items()}
+
+
 def check(
     model_dir: str | os.PathLike[str] = DEFAULT_OUT,
     n_prompts: int = 48,
@@ -599,7 +610,8 @@ def check(
     store the figures in ``zoo_info.json``)."""
     one_thread()
     prompts = heldout_prompts(n_prompts)
-    _, figs = judged_samples(load_pipeline(model_dir), prompts, sample, judge_image, steps, guidance, seed)
+    res, figs = judged_samples(load_pipeline(model_dir), prompts, sample, judge_image, steps, guidance, seed)
+    figs["shape_predicted"] = readings(res, prompts, "shape")
     figs["passed"] = figs["colour_shape_acc"] >= BAR_COLOUR_SHAPE
     if record:
         record_check(model_dir, figs)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -111,12 +110,6 @@ def training_clips(
     return scenes, lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
 
 
-def motion_readings(judged: Sequence[dict[str, Any]], prompts: Sequence[str]) -> dict[str, dict[str, int]]:
-    """For each asked direction, how often the judge (:func:`judge_clip`) read each motion."""
-    asked = [toy.parse_caption(p)[0]["motion"] for p in prompts]
-    return {d: dict(Counter(r["motion"] for r, a in zip(judged, asked, strict=True) if a == d)) for d in DIRECTIONS}
-
-
 def heldout_prompts(n: int = 48, seed: int = HELDOUT_SEED) -> list[str]:
     """``n`` single-object captions with a left/right/up/down motion, balanced over directions."""
     out = []
@@ -194,6 +187,7 @@ def judge_clip(clip: np.ndarray, prompt: str) -> dict[str, Any]:
     return {
         "colour_ok": bool(r["colour"]),
         "shape_ok": bool(r["shape"]),
+        "shape": r["shape_pred"],
         "motion": r["motion_pred"],
         "motion_ok": bool(r["motion"]),
     }
@@ -215,7 +209,8 @@ def check(
     res, figs = t2i.judged_samples(load_pipeline(model_dir), prompts, sample, judge_clip, steps, guidance, seed)
     figs["frames"] = FRAMES
     figs["motion_acc"] = float(np.mean([r["motion_ok"] for r in res]))
-    figs["motion_predicted"] = motion_readings(res, prompts)
+    figs["shape_predicted"] = t2i.readings(res, prompts, "shape")
+    figs["motion_predicted"] = t2i.readings(res, prompts, "motion")
     figs["passed"] = figs["colour_shape_acc"] >= BAR_COLOUR_SHAPE and figs["motion_acc"] >= BAR_MOTION
     figs["conditioning_sensitivity"] = conditioning_sensitivity(model_dir)
     if record:
