@@ -11,12 +11,14 @@ toy profile, one torch thread.  Prints markdown tables:
    shape and motion judged with engines/common/zoo/judge.py;
 5. a 3x3 sweep (finetune steps x s) through the planner and the store: 3 finetunes, 9 samples.
 
-Usage: ``nice -n 10 python benchmarks/bench_dreamix.py [--scenes N] [--only NAME ...]``.
+Usage: ``nice -n 10 python benchmarks/bench_dreamix.py [--scenes N] [--only NAME ...] [--video DIR]``
+(``--video``: another T2V pipeline folder, e.g. a training checkpoint, in place of the toy one).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -47,8 +49,11 @@ SHAPES = ("circle", "square", "triangle")
 class Runner:
     """The engine's stages called directly, each output in a fresh folder."""
 
-    def __init__(self) -> None:
-        self.engine = ENGINE(resolve(profile="toy"))
+    def __init__(self, video: str | None = None) -> None:
+        model = resolve(profile="toy")
+        if video is not None:
+            model = dataclasses.replace(model, components={**model.components, "video": video})
+        self.engine = ENGINE(model)
         self.n = 0
 
     def stage(
@@ -348,8 +353,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", type=int, default=4)
     ap.add_argument("--only", nargs="*", default=["tradeoff", "motion", "animation", "subject", "sweep"])
+    ap.add_argument(
+        "--video",
+        help="a T2V pipeline folder in place of the toy profile's (sections 1-4; the sweep runs the spec's model)",
+    )
     args = ap.parse_args()
-    r = Runner()
+    if args.video is not None and not (Path(args.video) / "model_index.json").is_file():
+        ap.error(f"--video: {args.video!r} is not a pipeline folder (no model_index.json)")
+    r = Runner(args.video)
     t0 = time.perf_counter()
     try:
         if "tradeoff" in args.only:
@@ -364,7 +375,8 @@ def main() -> None:
             sweep_cost()
     finally:
         shutil.rmtree(ROOT, ignore_errors=True)
-    print(f"\n(total {time.perf_counter() - t0:.0f} s, toy profile, 1 torch thread)")
+    video = f", video model {args.video}" if args.video else ""
+    print(f"\n(total {time.perf_counter() - t0:.0f} s, toy profile{video}, 1 torch thread)")
 
 
 if __name__ == "__main__":
