@@ -262,3 +262,49 @@ def test_readings_count_what_the_judge_read_per_asked_value() -> None:
     assert t2i.readings(judged, prompts, "motion") == {"left": {"wave": 1, "left": 1}, "up": {"up": 1}}
     with pytest.raises(ValueError):
         t2i.readings(judged[:2], prompts, "shape")
+
+
+def _unet_files(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+
+
+def test_joint_training_starts_at_its_step_and_trains_through_frames_mode(tmp_path: Path) -> None:
+    """Image steps are drawn only from ``image_from_step`` on (before it the run equals one without
+    images, bit for bit); an image step bypasses the temporal convolutions, so a run of image steps
+    only leaves them at their initial weights while the spatial layers move."""
+    kw = dict(quick=True, log=None, steps=3, init_from=None, schedule="constant")
+    plain = t2v.train(tmp_path / "plain", **kw)
+    late = t2v.train(tmp_path / "late", image_frac=1.0, image_from_step=3, **kw)
+    a, b = _unet_files(tmp_path / "plain"), _unet_files(tmp_path / "late")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert late["image_steps"] == 0 and "image_frac" not in plain and late["n_images"] == 16
+    only = t2v.train(tmp_path / "images", image_frac=1.0, **kw)
+    assert only["image_steps"] == 3
+    c = _unet_files(tmp_path / "images")
+    torch.manual_seed(0)  # train() builds its UNet right after seeding torch with the run's seed (0)
+    init = t2v.build_unet(t2i.text_hidden_size(t2i.default_components()), 16, quick=True).state_dict()
+    assert not all(torch.equal(init[k], c[k]) for k in init)
+    temporal_conv = [k for k in c if ".temp_convs." in k]
+    assert temporal_conv and all(torch.equal(c[k], init[k]) for k in temporal_conv)
+    spatial = [k for k in c if ".resnets." in k and k.endswith(".weight")]
+    assert spatial and not all(torch.equal(c[k], init[k]) for k in spatial)
+
+
+def test_joint_training_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
+    clips = torch.zeros(2, 4, 3, 8, 8)
+    with pytest.raises(ValueError, match="image_frac must be in"):
+        t2i.check_images(clips, None, None, 1.5, 0)
+    with pytest.raises(ValueError, match="needs clips"):
+        t2i.check_images(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8), torch.zeros(2), 0.5, 0)
+    with pytest.raises(ValueError, match="needs images"):
+        t2i.check_images(clips, None, None, 0.5, 0)
+    with pytest.raises(ValueError, match=r"\[C,H,W\] = \(4, 8, 8\)"):
+        t2i.check_images(clips, torch.zeros(2, 4, 16, 16), torch.zeros(2), 0.5, 0)
+    with pytest.raises(ValueError, match="one index per image"):
+        t2i.check_images(clips, torch.zeros(2, 4, 8, 8), torch.zeros(3), 0.5, 0)
+    with pytest.raises(SystemExit) as exc:
+        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--image-frac", "1.5"])
+    assert exc.value.code == 2 and "--image-frac: must be a number in [0, 1], got '1.5'" in capsys.readouterr().err
+    assert not (tmp_path / "t2v").exists()

@@ -27,6 +27,7 @@ CLI: ``python -m engines.common.zoo.t2i train [--quick] [--out DIR]`` / ``check 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -40,6 +41,7 @@ import numpy as np
 import torch
 
 from engines.common.finetune import prediction_target
+from engines.common.temporal import frames_mode
 from recut import toy
 from recut.tinymodels import SD15_SCHEDULE
 
@@ -179,6 +181,15 @@ def _two_object_scene(rng: np.random.Generator) -> toy.ToyScene:
             return s
 
 
+def training_images(
+    vae, seed: int, count: int, cache: str | os.PathLike[str] | None = None
+) -> tuple[torch.Tensor, list[str]]:
+    """The T2I recipe's still images: VAE latents ``[N,C,h,w]`` (memoised in ``cache``) and captions."""
+    scenes = t2i_scenes(seed, count)
+    latents = cached_latents(vae, f"t2i-{seed}-{count}", lambda: render_frames(scenes)[:, 0], cache)
+    return latents, [toy.caption(s) for s in scenes]
+
+
 def render_frames(scenes: Sequence[toy.ToyScene]) -> np.ndarray:
     """uint8 ``[N,T,H,W,3]``."""
     return np.stack([toy.render(s).frames for s in scenes])
@@ -259,6 +270,33 @@ def sample_errors(resid: torch.Tensor, alpha_bar: torch.Tensor, temporal_weight:
     return err
 
 
+def check_images(
+    latents: torch.Tensor,
+    images: torch.Tensor | None,
+    image_cond_idx: torch.Tensor | None,
+    image_frac: float,
+    image_from_step: int,
+) -> None:
+    """The joint-training arguments of :func:`fit_denoiser` (a ``ValueError`` naming the bad one)."""
+    if not 0.0 <= image_frac <= 1.0:
+        raise ValueError(f"image_frac must be in [0, 1], got {image_frac}")
+    if image_from_step < 0:
+        raise ValueError(f"image_from_step must be >= 0, got {image_from_step}")
+    if not image_frac:
+        return
+    if latents.dim() != 5:
+        raise ValueError(f"image_frac needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
+    if images is None or image_cond_idx is None:
+        raise ValueError("image_frac > 0 needs images and image_cond_idx")
+    want = (latents.shape[1], *latents.shape[3:])
+    if images.dim() != 4 or tuple(images.shape[1:]) != want:
+        raise ValueError(f"images must be [M,C,H,W] with [C,H,W] = {want} as the clips, got {tuple(images.shape)}")
+    if image_cond_idx.shape != images.shape[:1]:
+        raise ValueError(
+            f"image_cond_idx must have one index per image ({images.shape[0]}), got {tuple(image_cond_idx.shape)}"
+        )
+
+
 def fit_denoiser(
     unet,
     latents: torch.Tensor,
@@ -281,6 +319,10 @@ def fit_denoiser(
     log_every: int = 100,
     noise_schedule: dict[str, Any] | None = None,
     temporal_weight: float = 0.0,
+    images: torch.Tensor | None = None,
+    image_cond_idx: torch.Tensor | None = None,
+    image_frac: float = 0.0,
+    image_from_step: int = 0,
     log=print,
 ) -> dict[str, Any]:
     """DDPM training (epsilon or v prediction, as ``noise_schedule`` says; default SD-1.5, epsilon)
@@ -303,11 +345,20 @@ def fit_denoiser(
     error of the predicted clip's frame differences.  A positive quadratic form per sample, so the
     optimum is unchanged, but what is static in a clip (most of it: the background) gets no extra
     weight, what moves gets it all, and the weight is largest at high noise, where the sampler
-    lays out the motion.  It is what made the toy T2V bind direction words (benchmarks/ZOO_B.md)."""
+    lays out the motion.  It is what made the toy T2V bind direction words (benchmarks/ZOO_B.md).
+
+    Joint image-video training (3-D only): from step ``image_from_step`` on, a step is an *image*
+    step with probability ``image_frac``: ``batch * F`` still-image latents (``images [M,C,H,W]``,
+    conditioned on ``embeds[image_cond_idx]``) as one-frame clips, inside
+    :func:`engines.common.temporal.frames_mode` (temporal convolutions bypassed, attention per
+    frame; the Dreamix *frames* objective), so the spatial layers keep learning from many more
+    distinct images than the clips hold.  No random draw is made before ``image_from_step``, so a
+    run resumed there with images added continues exactly as one planned that way."""
     if temporal_weight < 0:
         raise ValueError(f"temporal_weight must be >= 0, got {temporal_weight}")
     if temporal_weight and latents.dim() != 5:
         raise ValueError(f"temporal_weight needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
+    check_images(latents, images, image_cond_idx, image_frac, image_from_step)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     sched = ddpm_scheduler(noise_schedule)
@@ -319,7 +370,7 @@ def fit_denoiser(
     unet.train()
     n = latents.shape[0]
     losses: list[float] = []
-    done = 0
+    done = image_steps = 0
     if resume is not None:
         unet.load_state_dict(resume["model"])
         opt.load_state_dict(resume["opt"])
@@ -329,6 +380,7 @@ def fit_denoiser(
         g.set_state(resume["gen"])
         torch.set_rng_state(resume["torch_rng"])
         done, losses = resume["step"], list(resume["losses"])
+        image_steps = resume.get("image_steps", 0)
     t0 = time.perf_counter()
     stopped_by = "steps"
     for step in range(done, steps):
@@ -344,18 +396,26 @@ def fit_denoiser(
             f *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
         for pg in opt.param_groups:
             pg["lr"] = lr * f
-        idx = torch.randint(0, n, (batch,), generator=g)
-        x0 = latents[idx]
-        c = embeds[cond_idx[idx]]
-        drop = torch.rand(batch, generator=g) < cfg_drop
+        still = image_frac > 0 and step >= image_from_step and torch.rand((), generator=g).item() < image_frac
+        if still:  # one-frame clips of still images, `batch * F` of them (as many frames as a clip batch)
+            idx = torch.randint(0, images.shape[0], (batch * latents.shape[2],), generator=g)
+            x0, c = images[idx].unsqueeze(2), embeds[image_cond_idx[idx]]
+            image_steps += 1
+        else:
+            idx = torch.randint(0, n, (batch,), generator=g)
+            x0, c = latents[idx], embeds[cond_idx[idx]]
+        b = x0.shape[0]
+        drop = torch.rand(b, generator=g) < cfg_drop
         if drop.any():
             c = torch.where(drop[:, None, None], null_embed[None].expand_as(c), c)
-        t = torch.randint(0, sched.config.num_train_timesteps, (batch,), generator=g)
+        t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g)
         noise = torch.randn(x0.shape, generator=g)
         a = acp[t].view(-1, *([1] * (x0.dim() - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        pred = unet(xt, t, encoder_hidden_states=c).sample
-        err = sample_errors(pred - prediction_target(sched, x0, noise, t), acp[t], temporal_weight)
+        with frames_mode(unet) if still else contextlib.nullcontext():
+            pred = unet(xt, t, encoder_hidden_states=c).sample
+        resid = pred - prediction_target(sched, x0, noise, t)
+        err = sample_errors(resid, acp[t], 0.0 if still else temporal_weight)
         if min_snr:  # Min-SNR-gamma weighting for epsilon prediction (Hang et al. 2023): faster convergence
             snr = acp[t] / (1 - acp[t])
             loss = (err * torch.clamp(snr, max=min_snr) / snr).mean()
@@ -377,6 +437,7 @@ def fit_denoiser(
                 "gen": g.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "losses": losses[-log_every:],
+                "image_steps": image_steps,
             }
             live = [p.detach().clone() for p in unet.parameters()]
             ema.copy_to(unet)
@@ -402,6 +463,11 @@ def fit_denoiser(
         "ema_decay": ema_decay,
         "min_snr_gamma": min_snr,
         **({"temporal_weight": temporal_weight} if temporal_weight else {}),
+        **(
+            {"image_frac": image_frac, "image_from_step": image_from_step, "image_steps": image_steps}
+            if image_frac
+            else {}
+        ),
         "prediction_type": sched.config.prediction_type,
         "zero_terminal_snr": bool(sched.config.rescale_betas_zero_snr),
         "schedule": schedule,
@@ -421,16 +487,22 @@ def fit_captions(
     seed: int,
     max_seconds: float | None,
     fit_kw: dict[str, Any],
+    images: tuple[torch.Tensor, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """:func:`fit_denoiser` conditioned on the frozen text encoder ``comp/text_encoder``'s hidden
-    states of ``captions`` (each distinct caption encoded once)."""
-    uniq = sorted(set(captions))
+    states of ``captions`` (each distinct caption encoded once).  ``images``: still-image latents
+    and their captions for joint training (``fit_kw`` then sets ``image_frac``)."""
+    img_caps = list(images[1]) if images is not None else []
+    uniq = sorted(set(captions) | set(img_caps))
     where = {c: i for i, c in enumerate(uniq)}
     cond_idx = torch.tensor([where[c] for c in captions])
     te = CLIPTextModel_from(comp)
     embeds = encode_text(tok, te, uniq)
     null = encode_text(tok, te, [""])[0]
     figs: dict[str, Any] = {"n_captions": len(uniq)}
+    if images is not None:
+        fit_kw = {**fit_kw, "images": images[0], "image_cond_idx": torch.tensor([where[c] for c in img_caps])}
+        figs["n_images"] = len(img_caps)
     figs.update(
         fit_denoiser(unet, latents, cond_idx, embeds, null, steps=steps, seed=seed, max_seconds=max_seconds, **fit_kw)
     )
@@ -680,9 +752,12 @@ def fit_and_save(
     t_start: float,
     prep: float,
     extra: dict[str, Any],
+    images: tuple[torch.Tensor, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """:func:`fit_captions`, then the figures and the pipeline folder (shared by T2I and T2V)."""
-    figs = fit_captions(unet, latents, caps, tok, comp, steps=steps, seed=seed, max_seconds=max_seconds, fit_kw=fit_kw)
+    figs = fit_captions(
+        unet, latents, caps, tok, comp, steps=steps, seed=seed, max_seconds=max_seconds, fit_kw=fit_kw, images=images
+    )
     figs.update(
         **extra,
         latent_std=float(latents.std()),
@@ -737,9 +812,7 @@ def train(
     n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
     steps = steps if steps is not None else (3 if quick else TRAIN_STEPS)
     batch = 8 if quick else TRAIN_BATCH
-    scenes = t2i_scenes(TRAIN_SEED + seed, n_scenes)
-    latents = cached_latents(vae, f"t2i-{TRAIN_SEED + seed}-{n_scenes}", lambda: render_frames(scenes)[:, 0], cache)
-    caps = [toy.caption(s) for s in scenes]
+    latents, caps = training_images(vae, TRAIN_SEED + seed, n_scenes, cache)
     prep = time.perf_counter() - t_start
     if log:
         log(f"data: {n_scenes} scenes, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")

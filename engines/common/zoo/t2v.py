@@ -59,6 +59,9 @@ TEXT_ENCODER = t2i.TOY_ROOT / "t2v_text_encoder"
 #: them in 11/16 held-out samples at step 2500 (benchmarks/ZOO_B.md, fourth session).
 TEMPORAL_WEIGHT = 16.0
 
+#: Share of training steps on still images (joint image-video training, :func:`t2i.fit_denoiser`).
+IMAGE_FRAC = 0.0
+
 #: Noise schedule of the toy T2V: SD-1.5's betas rescaled to zero terminal SNR, v-prediction,
 #: trailing timesteps (Lin et al. 2024).  With SD-1.5's own schedule (epsilon prediction) the
 #: loss puts almost no weight on the clip's layout at high noise, and a UNet3D never learned
@@ -307,6 +310,9 @@ def train(
     noise_schedule: dict[str, Any] | None = None,
     text_encoder: str | os.PathLike[str] | None = TEXT_ENCODER,
     temporal_weight: float = TEMPORAL_WEIGHT,
+    image_frac: float = IMAGE_FRAC,
+    image_from_step: int = 0,
+    image_scenes: int | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
@@ -315,7 +321,9 @@ def train(
     ``.pt`` state dict; by default the committed toy T2I UNet); then :func:`t2i.fit_captions`
     as in :func:`t2i.train`.  ``text_encoder``: the T2V's own text encoder folder (default
     :data:`TEXT_ENCODER`; ``None``: the one in ``components``), which the pipeline folder links.
-    ``temporal_weight``: :func:`t2i.fit_denoiser`'s weight of the frame-difference error."""
+    ``temporal_weight``: :func:`t2i.fit_denoiser`'s weight of the frame-difference error.
+    ``image_frac``/``image_from_step``: joint training on the T2I recipe's still images
+    (``image_scenes`` of them, default the T2I's count; see :func:`t2i.fit_denoiser`)."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
     comp, tok, vae = t2i.setup_training(components, seed, text_encoder)
@@ -326,9 +334,16 @@ def train(
     scenes, latents = training_clips(vae, TRAIN_SEED + seed, n_scenes, frames, cache)
     n, t_n = len(scenes), frames
     caps = [toy.caption(s) for s in scenes]
+    t2i.check_images(latents, None, None, 0.0, image_from_step)  # bad numbers fail before the images load
+    images = None
+    if image_frac:
+        n_img = image_scenes or (16 if quick else t2i.TRAIN_SCENES)
+        images = t2i.training_images(vae, t2i.TRAIN_SEED + seed, n_img, cache)
     prep = time.perf_counter() - t_start
     if log:
         log(f"data: {n} clips, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
+        if images is not None:
+            log(f"joint: {len(images[1])} still images, image steps {image_frac:.0%} from step {image_from_step}")
     unet = build_unet(t2i.text_hidden_size(comp), latents.shape[-1], quick=quick)
     n_init = init_from_t2i(unet, init_from) if init_from is not None else 0
     if log:
@@ -338,6 +353,8 @@ def train(
         lr=t2i.LR,
         ema_decay=t2i.EMA_DECAY,
         temporal_weight=temporal_weight,
+        image_frac=image_frac,
+        image_from_step=image_from_step,
         log=log,
         log_every=1 if quick else 25,
     )
@@ -359,6 +376,7 @@ def train(
         fit_kw=fit_kw,
         t_start=t_start,
         prep=prep,
+        images=images,
         extra={
             "n_clips": n,
             "frames": t_n,
@@ -382,6 +400,23 @@ def _non_negative(v: str) -> float:
     return x
 
 
+def _fraction(v: str) -> float:
+    import argparse
+
+    x = _non_negative(v)
+    if x > 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {v!r}")
+    return x
+
+
+def _non_negative_int(v: str) -> int:
+    import argparse
+
+    if not v.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {v!r}")
+    return int(v)
+
+
 def _folder_or_none(v: str) -> str | None:
     return None if v.lower() in ("", "none") else v
 
@@ -400,6 +435,14 @@ def _train_args(a) -> None:
         default=str(t2i.DEFAULT_OUT / "unet"),
         help="2-D UNet folder or .pt state dict ('none': from scratch)",
     )
+    a.add_argument(
+        "--image-frac",
+        type=_fraction,
+        default=IMAGE_FRAC,
+        help="share of steps on the T2I recipe's still images in frames mode (joint image-video training)",
+    )
+    a.add_argument("--image-from-step", type=_non_negative_int, default=0, help="first step that may be an image step")
+    a.add_argument("--image-scenes", type=_non_negative_int, help="how many still images (default: the T2I's count)")
     a.add_argument(
         "--temporal-weight",
         type=_non_negative,
