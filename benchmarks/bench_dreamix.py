@@ -43,6 +43,8 @@ ROOT = Path(tempfile.mkdtemp(prefix="bench-dreamix-"))
 FT = {"lr": 2e-4, "finetune_steps": 60}
 SAMPLE = {"steps": 25, "guidance_scale": 5.0, "eta": 0.5}
 COLOURS = ("red", "green", "blue", "yellow")
+#: Noise strengths of the motion edit: a direction change needs the layout re-drawn, so high s.
+MOTION_STRENGTHS = (0.75, 0.9, 1.0)
 SHAPES = ("circle", "square", "triangle")
 
 
@@ -195,34 +197,50 @@ def tradeoff(r: Runner, n_scenes: int) -> None:
 # --------------------------------------------------------------------------- 3. motion edits
 
 
-def motion(r: Runner, n_scenes: int) -> None:
-    res: dict[str, list[dict[str, Any]]] = {}
-    strength = 0.75
+def motion(
+    r: Runner,
+    n_scenes: int,
+    strengths: tuple[float, ...] = MOTION_STRENGTHS,
+    ft_steps: tuple[int, ...] = (FT["finetune_steps"],),
+) -> None:
+    """Each finetune once per scene, sampled at every s (the finetunes are shared across s):
+    no finetuning, and for each number of finetune steps video-only (alpha 1), mixed (alpha 0.35)
+    and frames-only (alpha 0) finetuning."""
+    res: dict[tuple[float, str], list[dict[str, Any]]] = {}
     for sc in scenes(n_scenes, motion="left", seed=2):
         pre, cap = scene_dir(sc)
         prep, _ = r.stage("prepare", {"preprocess": pre})
         obj = toy.parse_caption(cap)[0]
         prompt = cap.replace("moving left", "moving right")
-        for tag, ftp in (
-            ("none", {"finetune_steps": 0}),
-            ("video-only (alpha 1)", {**FT, "alpha": 1.0}),
-            ("mixed (alpha 0.35)", {**FT, "alpha": 0.35}),
-        ):
+        settings = [("none", {"finetune_steps": 0})]
+        for n in ft_steps:
+            for name, alpha in (("video-only", 1.0), ("mixed", 0.35), ("frames-only", 0.0)):
+                settings.append((f"{name} (alpha {alpha:g}, {n} steps)", {**FT, "finetune_steps": n, "alpha": alpha}))
+        for tag, ftp in settings:
             ft, _ = r.stage("finetune", {"prepare": prep}, **ftp)
-            for seed in (0, 1):
-                out, _ = r.stage(
-                    "sample", {"prepare": prep, "finetune": ft}, prompt=prompt, seed=seed, strength=strength, **SAMPLE
-                )
-                res.setdefault(tag, []).append(judge(np.load(out / "frames.npy"), obj["colour"], obj["shape"], "right"))
-    print(f"\n### 3. Motion edit 'moving left' -> 'moving right' ({n_scenes} scenes x 2 seeds, s={strength})\n")
-    print("| finetuning | motion right | colour kept | shape kept | clean (white bg >= 0.5) | predicted motions |")
-    print("|---|---|---|---|---|---|")
-    for tag, js in res.items():
+            for strength in strengths:
+                for seed in (0, 1):
+                    out, _ = r.stage(
+                        "sample",
+                        {"prepare": prep, "finetune": ft},
+                        prompt=prompt,
+                        seed=seed,
+                        strength=strength,
+                        **SAMPLE,
+                    )
+                    frames = np.load(out / "frames.npy")
+                    res.setdefault((strength, tag), []).append(judge(frames, obj["colour"], obj["shape"], "right"))
+    print(
+        f"\n### 3. Motion edit 'moving left' -> 'moving right' ({n_scenes} scenes x 2 seeds; finetune lr {FT['lr']})\n"
+    )
+    print("| s | finetuning | motion right | colour kept | shape kept | clean (white bg >= 0.5) | predicted motions |")
+    print("|---|---|---|---|---|---|---|")
+    for (strength, tag), js in res.items():
         preds: dict[str, int] = {}
         for j in js:
             preds[j["motion_pred"]] = preds.get(j["motion_pred"], 0) + 1
         print(
-            f"| {tag} | {sum(bool(j['motion']) for j in js)}/{len(js)} "
+            f"| {strength} | {tag} | {sum(bool(j['motion']) for j in js)}/{len(js)} "
             f"| {sum(bool(j['colour']) for j in js)}/{len(js)} "
             f"| {sum(bool(j['shape']) for j in js)}/{len(js)} | {sum(j['clean'] for j in js)}/{len(js)} | {preds} |"
         )
@@ -353,6 +371,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenes", type=int, default=4)
     ap.add_argument("--only", nargs="*", default=["tradeoff", "motion", "animation", "subject", "sweep"])
+    ap.add_argument("--motion-strengths", type=float, nargs="+", default=list(MOTION_STRENGTHS))
+    ap.add_argument("--motion-finetune-steps", type=int, nargs="+", default=[FT["finetune_steps"]])
     ap.add_argument(
         "--video",
         help="a T2V pipeline folder in place of the toy profile's (sections 1-4; the sweep runs the spec's model)",
@@ -360,13 +380,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.video is not None and not (Path(args.video) / "model_index.json").is_file():
         ap.error(f"--video: {args.video!r} is not a pipeline folder (no model_index.json)")
+    if not all(0.0 <= x <= 1.0 for x in args.motion_strengths):
+        ap.error(f"--motion-strengths: each s must be in [0, 1], got {args.motion_strengths}")
+    if not all(n >= 1 for n in args.motion_finetune_steps):
+        ap.error(f"--motion-finetune-steps: each must be >= 1, got {args.motion_finetune_steps}")
     r = Runner(args.video)
     t0 = time.perf_counter()
     try:
         if "tradeoff" in args.only:
             tradeoff(r, args.scenes)
         if "motion" in args.only:
-            motion(r, args.scenes)
+            motion(r, args.scenes, tuple(args.motion_strengths), tuple(args.motion_finetune_steps))
         if "animation" in args.only:
             animation(r)
         if "subject" in args.only:
