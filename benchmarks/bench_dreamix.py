@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -229,12 +230,17 @@ def motion(
                         **SAMPLE,
                     )
                     frames = np.load(out / "frames.npy")
-                    res.setdefault((strength, tag), []).append(judge(frames, obj["colour"], obj["shape"], "right"))
+                    j = judge(frames, obj["colour"], obj["shape"], "right")
+                    j["bg_psnr"] = background_psnr(frames, np.load(prep / "frames.npy"), obj["colour"])
+                    res.setdefault((strength, tag), []).append(j)
     print(
         f"\n### 3. Motion edit 'moving left' -> 'moving right' ({n_scenes} scenes x 2 seeds; finetune lr {FT['lr']})\n"
     )
-    print("| s | finetuning | motion right | colour kept | shape kept | clean (white bg >= 0.5) | predicted motions |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| s | finetuning | motion right | colour kept | shape kept | clean (white bg >= 0.5) "
+        "| background PSNR to input (dB) | predicted motions |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for (strength, tag), js in res.items():
         preds: dict[str, int] = {}
         for j in js:
@@ -242,8 +248,20 @@ def motion(
         print(
             f"| {strength} | {tag} | {sum(bool(j['motion']) for j in js)}/{len(js)} "
             f"| {sum(bool(j['colour']) for j in js)}/{len(js)} "
-            f"| {sum(bool(j['shape']) for j in js)}/{len(js)} | {sum(j['clean'] for j in js)}/{len(js)} | {preds} |"
+            f"| {sum(bool(j['shape']) for j in js)}/{len(js)} | {sum(j['clean'] for j in js)}/{len(js)} "
+            f"| {np.mean([j['bg_psnr'] for j in js]):.1f} | {preds} |"
         )
+
+
+def background_psnr(out: np.ndarray, ref: np.ndarray, colour: str) -> float:
+    """PSNR over the pixels outside the object (its colour's component in either clip, grown by 2 px):
+    fidelity of what a motion edit should leave alone."""
+    from engines.common.metrics import psnr
+    from engines.common.zoo.judge import object_masks
+
+    obj = object_masks(out, colour)[0] | object_masks(ref, colour)[0]
+    grown = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for m in obj])
+    return psnr(out, ref, ~grown)
 
 
 # --------------------------------------------------------------------------- 4. animation, subject
