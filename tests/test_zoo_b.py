@@ -126,11 +126,20 @@ def test_committed_t2i_samples_follow_colour_and_shape() -> None:
 
 
 @pytest.mark.skipif(not _committed(T2V_DIR), reason="models/toy/t2v not trained")
-def test_committed_t2v_samples() -> None:
+def test_committed_t2v_samples_follow_colour_and_motion() -> None:
+    """The committed T2V follows held-out prompts' colour and direction (measured at 20 DDIM steps:
+    colour 7/8, motion 5/8; the full check is 48 prompts at 30 steps: motion 0.73, see
+    benchmarks/ZOO_B.md).  Its shapes do not meet the bar yet (squares come out round)."""
     _assert_layout(T2V_DIR, "TextToVideoSDPipeline")
     pipe = t2v.load_pipeline(T2V_DIR)
-    clips = t2v.sample(pipe, t2v.heldout_prompts(4), steps=10, guidance=5.0)
-    assert clips.shape == (4, t2v.FRAMES, 64, 64, 3)
+    prompts = t2v.heldout_prompts(8)
+    clips = t2v.sample(pipe, prompts, steps=20, guidance=5.0)
+    assert clips.shape == (8, t2v.FRAMES, 64, 64, 3)
+    verdicts = [t2v.judge_clip(c, p) for c, p in zip(clips, prompts, strict=True)]
+    colour = sum(v["colour_ok"] for v in verdicts)
+    motion = sum(v["motion_ok"] for v in verdicts)
+    assert colour >= 6, f"only {colour}/8 clips show the prompt's colour"
+    assert motion >= 4, f"only {motion}/8 clips move the way the prompt says: {[v['motion'] for v in verdicts]}"
 
 
 def test_resume_continues_the_run_exactly(tmp_path: Path) -> None:
