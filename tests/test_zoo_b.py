@@ -316,4 +316,7 @@ def test_joint_training_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--image-frac", "1.5"])
     assert exc.value.code == 2 and "--image-frac: must be a number in [0, 1], got '1.5'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--image-frac", "0.5", "--image-scenes", "0"])
+    assert exc.value.code == 2 and "--image-scenes: must be a whole number >= 1, got '0'" in capsys.readouterr().err
     assert not (tmp_path / "t2v").exists()

@@ -412,12 +412,15 @@ def _fraction(v: str) -> float:
     return x
 
 
-def _non_negative_int(v: str) -> int:
-    import argparse
+def _whole(minimum: int):
+    def parse(v: str) -> int:
+        import argparse
 
-    if not v.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {v!r}")
-    return int(v)
+        if not v.strip().isdigit() or int(v) < minimum:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {v!r}")
+        return int(v)
+
+    return parse
 
 
 def _folder_or_none(v: str) -> str | None:
@@ -444,8 +447,8 @@ def _train_args(a) -> None:
         default=IMAGE_FRAC,
         help="share of steps on the T2I recipe's still images in frames mode (joint image-video training)",
     )
-    a.add_argument("--image-from-step", type=_non_negative_int, default=0, help="first step that may be an image step")
-    a.add_argument("--image-scenes", type=_non_negative_int, help="how many still images (default: the T2I's count)")
+    a.add_argument("--image-from-step", type=_whole(0), default=0, help="first step that may be an image step")
+    a.add_argument("--image-scenes", type=_whole(1), help="how many still images (default: the T2I's count)")
     a.add_argument(
         "--temporal-weight",
         type=_non_negative,
