@@ -211,6 +211,7 @@ def motion(
     for sc in scenes(n_scenes, motion="left", seed=2):
         pre, cap = scene_dir(sc)
         prep, _ = r.stage("prepare", {"preprocess": pre})
+        prepared = np.load(prep / "frames.npy")
         obj = toy.parse_caption(cap)[0]
         prompt = cap.replace("moving left", "moving right")
         settings = [("none", {"finetune_steps": 0})]
@@ -231,7 +232,7 @@ def motion(
                     )
                     frames = np.load(out / "frames.npy")
                     j = judge(frames, obj["colour"], obj["shape"], "right")
-                    j["bg_psnr"] = background_psnr(frames, np.load(prep / "frames.npy"), obj["colour"])
+                    j["bg_psnr"] = background_psnr(frames, prepared, obj["colour"])
                     res.setdefault((strength, tag), []).append(j)
     print(
         f"\n### 3. Motion edit 'moving left' -> 'moving right' ({n_scenes} scenes x 2 seeds; finetune lr {FT['lr']})\n"

@@ -270,6 +270,14 @@ def sample_errors(resid: torch.Tensor, alpha_bar: torch.Tensor, temporal_weight:
     return err
 
 
+def check_image_schedule(image_frac: float, image_from_step: int) -> None:
+    """``image_frac`` in [0, 1] and ``image_from_step`` >= 0 (see :func:`fit_denoiser`)."""
+    if not 0.0 <= image_frac <= 1.0:
+        raise ValueError(f"image_frac must be in [0, 1], got {image_frac}")
+    if image_from_step < 0:
+        raise ValueError(f"image_from_step must be >= 0, got {image_from_step}")
+
+
 def check_images(
     latents: torch.Tensor,
     images: torch.Tensor | None,
@@ -278,10 +286,7 @@ def check_images(
     image_from_step: int,
 ) -> None:
     """The joint-training arguments of :func:`fit_denoiser` (a ``ValueError`` naming the bad one)."""
-    if not 0.0 <= image_frac <= 1.0:
-        raise ValueError(f"image_frac must be in [0, 1], got {image_frac}")
-    if image_from_step < 0:
-        raise ValueError(f"image_from_step must be >= 0, got {image_from_step}")
+    check_image_schedule(image_frac, image_from_step)
     if not image_frac:
         return
     if latents.dim() != 5:

@@ -337,7 +337,7 @@ def train(
     scenes, latents = training_clips(vae, TRAIN_SEED + seed, n_scenes, frames, cache)
     n, t_n = len(scenes), frames
     caps = [toy.caption(s) for s in scenes]
-    t2i.check_images(latents, None, None, 0.0, image_from_step)  # bad numbers fail before the images load
+    t2i.check_image_schedule(image_frac, image_from_step)  # bad numbers fail before the images load
     images = None
     if image_frac:
         n_img = image_scenes or (16 if quick else t2i.TRAIN_SCENES)
