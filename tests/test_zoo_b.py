@@ -320,3 +320,31 @@ def test_joint_training_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
         t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--image-frac", "0.5", "--image-scenes", "0"])
     assert exc.value.code == 2 and "--image-scenes: must be a whole number >= 1, got '0'" in capsys.readouterr().err
     assert not (tmp_path / "t2v").exists()
+
+
+def test_cooldown_continues_a_constant_run_and_decays_its_lr(tmp_path: Path) -> None:
+    """A constant run's checkpoint resumed with ``cooldown`` ends bit-identical to a run planned with
+    that cooldown from the start; the decayed run differs from the constant one."""
+    kw = dict(quick=True, log=None, steps=4, schedule="constant")
+    t2i.train(tmp_path / "constant", save_every=2, **kw)
+    planned = t2i.train(tmp_path / "planned", cooldown=2, **kw)
+    t2i.train(tmp_path / "resumed", cooldown=2, resume=tmp_path / "constant" / "checkpoints" / "step-2", **kw)
+    a, b, c = (_unet_files(tmp_path / n) for n in ("planned", "resumed", "constant"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert planned["cooldown"] == 2
+
+
+@pytest.mark.parametrize(
+    ("main", "args", "message"),
+    [
+        (t2i.main, ["--cooldown", "5"], "cooldown must be between 0 and the run's steps (3), got 5"),
+        (t2i.main, ["--cooldown", "-1"], "cooldown must be between 0 and the run's steps (3), got -1"),
+        (t2v.main, ["--schedule", "cosine", "--cooldown", "1"], "cooldown needs the constant schedule"),
+    ],
+)
+def test_a_bad_cooldown_is_refused_before_training(tmp_path: Path, capsys, main, args, message) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--quick", "--out", str(tmp_path / "out"), *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

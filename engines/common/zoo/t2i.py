@@ -270,6 +270,14 @@ def sample_errors(resid: torch.Tensor, alpha_bar: torch.Tensor, temporal_weight:
     return err
 
 
+def check_cooldown(cooldown: int, steps: int, schedule: str) -> None:
+    """Refuse a cooldown that is negative, longer than the run, or set with the cosine schedule."""
+    if cooldown < 0 or cooldown > steps:
+        raise ValueError(f"cooldown must be between 0 and the run's steps ({steps}), got {cooldown}")
+    if cooldown and schedule != "constant":
+        raise ValueError(f"cooldown needs the constant schedule, got schedule {schedule!r}")
+
+
 def check_image_schedule(image_frac: float, image_from_step: int) -> None:
     """``image_frac`` in [0, 1] and ``image_from_step`` >= 0 (see :func:`fit_denoiser`)."""
     if not 0.0 <= image_frac <= 1.0:
@@ -318,6 +326,7 @@ def fit_denoiser(
     max_seconds: float | None = None,
     min_snr: float | None = MIN_SNR,
     schedule: str = LR_SCHEDULE,
+    cooldown: int = 0,
     save_every: int = 0,
     on_checkpoint=None,
     resume: dict[str, Any] | None = None,
@@ -345,6 +354,10 @@ def fit_denoiser(
     the full training state (live weights, optimiser, EMA, generator); ``resume`` takes such a state
     and continues the run exactly as if it had not stopped.
 
+    ``cooldown`` (constant schedule only): the LR falls linearly to zero over the last ``cooldown``
+    steps (warm-up, stable, decay).  Steps before the decay are those of the constant run, so a
+    constant run's checkpoint resumed with a cooldown continues exactly as one planned that way.
+
     ``temporal_weight`` (3-D only) adds ``temporal_weight * (1 - alpha_bar_t)`` times the mean
     squared frame-to-frame *difference* of the residual; for v prediction that is the squared
     error of the predicted clip's frame differences.  A positive quadratic form per sample, so the
@@ -364,6 +377,7 @@ def fit_denoiser(
     if temporal_weight and latents.dim() != 5:
         raise ValueError(f"temporal_weight needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
     check_images(latents, images, image_cond_idx, image_frac, image_from_step)
+    check_cooldown(cooldown, steps, schedule)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     sched = ddpm_scheduler(noise_schedule)
@@ -399,6 +413,8 @@ def fit_denoiser(
         f = min(1.0, (step + 1) / warm)
         if schedule == "cosine":
             f *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
+        elif cooldown:
+            f *= min(1.0, (steps - step) / cooldown)
         for pg in opt.param_groups:
             pg["lr"] = lr * f
         still = image_frac > 0 and step >= image_from_step and torch.rand((), generator=g).item() < image_frac
@@ -476,6 +492,7 @@ def fit_denoiser(
         "prediction_type": sched.config.prediction_type,
         "zero_terminal_snr": bool(sched.config.rescale_betas_zero_snr),
         "schedule": schedule,
+        **({"cooldown": cooldown} if cooldown else {}),
         "final_loss": float(np.mean(losses[-min(100, len(losses)) :])) if losses else float("nan"),
         "fit_seconds": round(time.perf_counter() - t0, 1),
     }
@@ -805,6 +822,7 @@ def train(
     schedule: str = LR_SCHEDULE,
     save_every: int = 0,
     resume: str | os.PathLike[str] | None = None,
+    cooldown: int = 0,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2I UNet on the frozen toy text encoder's captions and save the pipeline
@@ -817,12 +835,15 @@ def train(
     n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
     steps = steps if steps is not None else (3 if quick else TRAIN_STEPS)
     batch = 8 if quick else TRAIN_BATCH
+    check_cooldown(cooldown, steps, schedule)
     latents, caps = training_images(vae, TRAIN_SEED + seed, n_scenes, cache)
     prep = time.perf_counter() - t_start
     if log:
         log(f"data: {n_scenes} scenes, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
     fit_kw = dict(batch=batch, lr=LR, ema_decay=EMA_DECAY, log=log, log_every=1 if quick else 50)
-    fit_kw.update(checkpointing(out_dir, comp, "StableDiffusionPipeline", schedule, save_every, resume))
+    fit_kw.update(
+        checkpointing(out_dir, comp, "StableDiffusionPipeline", schedule, save_every, resume, cooldown=cooldown)
+    )
     unet = build_unet(text_hidden_size(comp), latents.shape[-1], quick=quick)
     return fit_and_save(
         unet,
@@ -851,11 +872,17 @@ def checkpointing(
     save_every: int,
     resume: str | os.PathLike[str] | None = None,
     noise_schedule: dict[str, Any] | None = None,
+    cooldown: int = 0,
 ) -> dict[str, Any]:
     """``fit_denoiser`` keywords that save the EMA pipeline every ``save_every`` steps to
     ``out_dir/checkpoints/step-<k>/`` (each a loadable pipeline folder, checkable with ``check``,
     plus ``train_state.pt`` to continue the run with ``--resume``)."""
-    kw: dict[str, Any] = {"schedule": schedule, "save_every": save_every, "noise_schedule": noise_schedule}
+    kw: dict[str, Any] = {
+        "schedule": schedule,
+        "cooldown": cooldown,
+        "save_every": save_every,
+        "noise_schedule": noise_schedule,
+    }
     if resume is not None:
         kw["resume"] = torch.load(Path(resume) / "train_state.pt", weights_only=False)
     if save_every:
@@ -872,6 +899,9 @@ def checkpointing(
 def add_schedule_args(a) -> None:
     """``--schedule`` and ``--save-every``, shared by the T2I and T2V command lines."""
     a.add_argument("--schedule", choices=("cosine", "constant"), default=LR_SCHEDULE, help="LR after warm-up")
+    a.add_argument(
+        "--cooldown", type=int, default=0, help="constant schedule: LR falls linearly to 0 over the last N steps"
+    )
     a.add_argument("--save-every", type=int, default=0, help="save the EMA pipeline every N steps (checkpoints/)")
     a.add_argument("--resume", help="a checkpoint folder: continue that run (same arguments) from its step")
 

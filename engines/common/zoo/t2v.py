@@ -316,6 +316,7 @@ def train(
     image_frac: float = IMAGE_FRAC,
     image_from_step: int = 0,
     image_scenes: int | None = None,
+    cooldown: int = 0,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
@@ -338,6 +339,7 @@ def train(
     n, t_n = len(scenes), frames
     caps = [toy.caption(s) for s in scenes]
     t2i.check_image_schedule(image_frac, image_from_step)  # bad numbers fail before the images load
+    t2i.check_cooldown(cooldown, steps, schedule)
     images = None
     if image_frac:
         n_img = image_scenes or (16 if quick else t2i.TRAIN_SCENES)
@@ -362,7 +364,9 @@ def train(
         log_every=1 if quick else 25,
     )
     fit_kw.update(
-        t2i.checkpointing(out_dir, comp, "TextToVideoSDPipeline", schedule, save_every, resume, noise_schedule)
+        t2i.checkpointing(
+            out_dir, comp, "TextToVideoSDPipeline", schedule, save_every, resume, noise_schedule, cooldown
+        )
     )
     return t2i.fit_and_save(
         unet,
