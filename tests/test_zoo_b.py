@@ -348,3 +348,16 @@ def test_a_bad_cooldown_is_refused_before_training(tmp_path: Path, capsys, main,
         main(["train", "--quick", "--out", str(tmp_path / "out"), *args])
     assert exc.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_t2v_mirrors_the_t2i_architecture(monkeypatch) -> None:
+    """``T2I_CHANNELS`` / ``T2I_ATTENTION`` shape both UNets, so every 2-D tensor has a 3-D counterpart
+    (the 1x1 projection convolutions of the 2-D transformers are linear layers in 3-D)."""
+    monkeypatch.setattr(t2i, "T2I_CHANNELS", (16, 32, 32))
+    monkeypatch.setattr(t2i, "T2I_ATTENTION", (False, True, True))
+    u2, u3 = t2i.build_unet(64, 16), t2v.build_unet(64, 16)
+    assert tuple(u2.config.down_block_types) == ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D")
+    assert tuple(u2.config.up_block_types) == ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D")
+    assert tuple(u3.config.up_block_types) == ("CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "UpBlock3D")
+    d3 = u3.state_dict()
+    assert all(k in d3 and d3[k].numel() == v.numel() for k, v in u2.state_dict().items())

@@ -59,6 +59,9 @@ SCHEDULE = SD15_SCHEDULE
 
 #: Architecture / optimisation of the committed model.
 T2I_CHANNELS = (32, 64)
+#: Per resolution level (top first): True for a cross-attention block (self- and cross-attention
+#: after each ResNet), False for a plain ResNet block.  The T2V mirrors it (engines/common/zoo/t2v.py).
+T2I_ATTENTION = (True, False)
 T2I_HEADS = 4
 LR = 5e-4
 LR_SCHEDULE = "constant"  # flat after warm-up: checkpoint k of a long run == a k-step run
@@ -215,18 +218,27 @@ def build_unet(cross_dim: int, sample_size: int, quick: bool = False):
     from diffusers import UNet2DConditionModel
 
     ch = (16, 32) if quick else T2I_CHANNELS
+    down, up = block_types("2D", (True, False) if quick else T2I_ATTENTION)
     return UNet2DConditionModel(
         sample_size=sample_size,
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        down_block_types=down,
+        up_block_types=up,
         block_out_channels=ch,
         layers_per_block=1,
         attention_head_dim=4 if quick else T2I_HEADS,
         norm_num_groups=8,
         cross_attention_dim=cross_dim,
     )
+
+
+def block_types(kind: str, attention: Sequence[bool]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Diffusers down / up block type names (``kind`` ``"2D"`` or ``"3D"``) for a per-level attention
+    pattern (top level first); the up path mirrors the down path."""
+    down = tuple(("CrossAttnDownBlock" if a else "DownBlock") + kind for a in attention)
+    up = tuple(("CrossAttnUpBlock" if a else "UpBlock") + kind for a in reversed(attention))
+    return down, up
 
 
 def ddpm_scheduler(schedule: dict[str, Any] | None = None):

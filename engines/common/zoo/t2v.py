@@ -133,12 +133,13 @@ def build_unet(cross_dim: int, sample_size: int, quick: bool = False):
     from diffusers import UNet3DConditionModel
 
     ch = (16, 32) if quick else t2i.T2I_CHANNELS
+    down, up = t2i.block_types("3D", (True, False) if quick else t2i.T2I_ATTENTION)
     return UNet3DConditionModel(
         sample_size=sample_size,
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        down_block_types=down,
+        up_block_types=up,
         block_out_channels=ch,
         layers_per_block=1,
         attention_head_dim=t2i.T2I_HEADS if not quick else 4,
