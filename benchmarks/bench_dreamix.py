@@ -203,10 +203,15 @@ def motion(
     n_scenes: int,
     strengths: tuple[float, ...] = MOTION_STRENGTHS,
     ft_steps: tuple[int, ...] = (FT["finetune_steps"],),
+    seeds: int = 2,
 ) -> None:
     """Each finetune once per scene, sampled at every s (the finetunes are shared across s):
     no finetuning, and for each number of finetune steps video-only (alpha 1), mixed (alpha 0.35)
-    and frames-only (alpha 0) finetuning."""
+    and frames-only (alpha 0) finetuning.
+
+    The prompt describes everything but the object's row (the scene's random start), so the row is
+    the identity only finetuning can keep: an edit *succeeds* when the object moves right, keeps its
+    colour and shape, and stays within :data:`ROW_TOL` pixels of the input's row."""
     res: dict[tuple[float, str], list[dict[str, Any]]] = {}
     for sc in scenes(n_scenes, motion="left", seed=2):
         pre, cap = scene_dir(sc)
@@ -221,7 +226,7 @@ def motion(
         for tag, ftp in settings:
             ft, _ = r.stage("finetune", {"prepare": prep}, **ftp)
             for strength in strengths:
-                for seed in (0, 1):
+                for seed in range(seeds):
                     out, _ = r.stage(
                         "sample",
                         {"prepare": prep, "finetune": ft},
@@ -233,15 +238,20 @@ def motion(
                     frames = np.load(out / "frames.npy")
                     j = judge(frames, obj["colour"], obj["shape"], "right")
                     j["bg_psnr"] = background_psnr(frames, prepared, obj["colour"])
+                    j["row_err"] = row_error(frames, prepared, obj["colour"])
+                    j["row"] = j["row_err"] <= ROW_TOL
+                    j["success"] = bool(j["motion"] and j["colour"] and j["shape"] and j["row"])
                     res.setdefault((strength, tag), []).append(j)
     print(
-        f"\n### 3. Motion edit 'moving left' -> 'moving right' ({n_scenes} scenes x 2 seeds; finetune lr {FT['lr']})\n"
+        f"\n### 3. Motion edit 'moving left' -> 'moving right' ({n_scenes} scenes x {seeds} seeds; "
+        f"finetune lr {FT['lr']})\n"
     )
     print(
-        "| s | finetuning | motion right | colour kept | shape kept | clean (white bg >= 0.5) "
+        f"| s | finetuning | motion right | colour kept | shape kept | row kept (<= {ROW_TOL:g} px) "
+        "| edit success (all four) | median row error (px) | clean (white bg >= 0.5) "
         "| background PSNR to input (dB) | predicted motions |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for (strength, tag), js in res.items():
         preds: dict[str, int] = {}
         for j in js:
@@ -249,9 +259,28 @@ def motion(
         print(
             f"| {strength} | {tag} | {sum(bool(j['motion']) for j in js)}/{len(js)} "
             f"| {sum(bool(j['colour']) for j in js)}/{len(js)} "
-            f"| {sum(bool(j['shape']) for j in js)}/{len(js)} | {sum(j['clean'] for j in js)}/{len(js)} "
+            f"| {sum(bool(j['shape']) for j in js)}/{len(js)} | {sum(j['row'] for j in js)}/{len(js)} "
+            f"| {sum(j['success'] for j in js)}/{len(js)} | {np.median([j['row_err'] for j in js]):.1f} "
+            f"| {sum(j['clean'] for j in js)}/{len(js)} "
             f"| {np.mean([j['bg_psnr'] for j in js]):.1f} | {preds} |"
         )
+
+
+#: Row fidelity of a motion edit: the object's mean row may move this many pixels (of 64).
+ROW_TOL = 4.0
+
+
+def row_error(out: np.ndarray, ref: np.ndarray, colour: str) -> float:
+    """Pixels between the object's mean row (centroid y over the frames where it is found) in the
+    output and in the input; infinite when the output never shows it."""
+    from engines.common.zoo.judge import object_masks
+
+    def mean_row(frames: np.ndarray) -> float:
+        masks, present = object_masks(frames, colour)
+        rows = [np.nonzero(m)[0].mean() for m, p in zip(masks, present, strict=True) if p]
+        return float(np.mean(rows)) if rows else float("inf")
+
+    return abs(mean_row(out) - mean_row(ref))
 
 
 def background_psnr(out: np.ndarray, ref: np.ndarray, colour: str) -> float:
@@ -392,6 +421,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=["tradeoff", "motion", "animation", "subject", "sweep"])
     ap.add_argument("--motion-strengths", type=float, nargs="+", default=list(MOTION_STRENGTHS))
     ap.add_argument("--motion-finetune-steps", type=int, nargs="+", default=[FT["finetune_steps"]])
+    ap.add_argument("--motion-seeds", type=int, default=2, help="samples per scene and cell of the motion edit")
     ap.add_argument(
         "--video",
         help="a T2V pipeline folder in place of the toy profile's (sections 1-4; the sweep runs the spec's model)",
@@ -401,6 +431,8 @@ def main() -> None:
         ap.error(f"--video: {args.video!r} is not a pipeline folder (no model_index.json)")
     if not all(0.0 <= x <= 1.0 for x in args.motion_strengths):
         ap.error(f"--motion-strengths: each s must be in [0, 1], got {args.motion_strengths}")
+    if args.motion_seeds < 1:
+        ap.error(f"--motion-seeds: must be >= 1, got {args.motion_seeds}")
     if not all(n >= 1 for n in args.motion_finetune_steps):
         ap.error(f"--motion-finetune-steps: each must be >= 1, got {args.motion_finetune_steps}")
     r = Runner(args.video)
@@ -409,7 +441,7 @@ def main() -> None:
         if "tradeoff" in args.only:
             tradeoff(r, args.scenes)
         if "motion" in args.only:
-            motion(r, args.scenes, tuple(args.motion_strengths), tuple(args.motion_finetune_steps))
+            motion(r, args.scenes, tuple(args.motion_strengths), tuple(args.motion_finetune_steps), args.motion_seeds)
         if "animation" in args.only:
             animation(r)
         if "subject" in args.only:
