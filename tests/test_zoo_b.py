@@ -128,8 +128,9 @@ def test_committed_t2i_samples_follow_colour_and_shape() -> None:
 @pytest.mark.skipif(not _committed(T2V_DIR), reason="models/toy/t2v not trained")
 def test_committed_t2v_samples_follow_colour_and_motion() -> None:
     """The committed T2V follows held-out prompts' colour and direction (measured at 20 DDIM steps:
-    colour 7/8, motion 5/8; the full check is 48 prompts at 30 steps: motion 0.73, see
-    benchmarks/ZOO_B.md).  Its shapes do not meet the bar yet (squares come out round)."""
+    colour 8/8, motion 8/8, where the recipe's constant-LR step 4000 had 7/8 and 5/8; the full check
+    is 48 prompts at 30 steps, see benchmarks/ZOO_B.md).  Its shapes do not meet the bar yet (squares
+    come out round)."""
     _assert_layout(T2V_DIR, "TextToVideoSDPipeline")
     pipe = t2v.load_pipeline(T2V_DIR)
     prompts = t2v.heldout_prompts(8)
@@ -138,8 +139,8 @@ def test_committed_t2v_samples_follow_colour_and_motion() -> None:
     verdicts = [t2v.judge_clip(c, p) for c, p in zip(clips, prompts, strict=True)]
     colour = sum(v["colour_ok"] for v in verdicts)
     motion = sum(v["motion_ok"] for v in verdicts)
-    assert colour >= 6, f"only {colour}/8 clips show the prompt's colour"
-    assert motion >= 4, f"only {motion}/8 clips move the way the prompt says: {[v['motion'] for v in verdicts]}"
+    assert colour >= 7, f"only {colour}/8 clips show the prompt's colour"
+    assert motion >= 6, f"only {motion}/8 clips move the way the prompt says: {[v['motion'] for v in verdicts]}"
 
 
 def test_resume_continues_the_run_exactly(tmp_path: Path) -> None:
@@ -361,3 +362,14 @@ def test_the_t2v_mirrors_the_t2i_architecture(monkeypatch) -> None:
     assert tuple(u3.config.up_block_types) == ("CrossAttnUpBlock3D", "CrossAttnUpBlock3D", "UpBlock3D")
     d3 = u3.state_dict()
     assert all(k in d3 and d3[k].numel() == v.numel() for k, v in u2.state_dict().items())
+
+
+def test_the_t2v_recipe_has_a_cooldown_by_default(tmp_path: Path, monkeypatch) -> None:
+    """The recipe's cooldown is the default (capped at the run's steps), and none with the cosine schedule."""
+    seen = []
+    monkeypatch.setattr(t2i, "check_cooldown", lambda c, s, sch: seen.append(c) or ValueError("stop"))
+    monkeypatch.setattr(t2v, "training_clips", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
+    for kw in ({}, {"steps": 300}, {"schedule": "cosine"}, {"cooldown": 7}):
+        with pytest.raises(RuntimeError, match="stop"):
+            t2v.train(tmp_path / "t2v", log=None, **kw)
+    assert seen == [t2v.COOLDOWN, 300, 0, 7]

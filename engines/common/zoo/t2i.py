@@ -834,7 +834,7 @@ def train(
     schedule: str = LR_SCHEDULE,
     save_every: int = 0,
     resume: str | os.PathLike[str] | None = None,
-    cooldown: int = 0,
+    cooldown: int | None = None,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2I UNet on the frozen toy text encoder's captions and save the pipeline
@@ -847,6 +847,7 @@ def train(
     n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
     steps = steps if steps is not None else (3 if quick else TRAIN_STEPS)
     batch = 8 if quick else TRAIN_BATCH
+    cooldown = cooldown or 0
     check_cooldown(cooldown, steps, schedule)
     latents, caps = training_images(vae, TRAIN_SEED + seed, n_scenes, cache)
     prep = time.perf_counter() - t_start
@@ -912,7 +913,9 @@ def add_schedule_args(a) -> None:
     """``--schedule`` and ``--save-every``, shared by the T2I and T2V command lines."""
     a.add_argument("--schedule", choices=("cosine", "constant"), default=LR_SCHEDULE, help="LR after warm-up")
     a.add_argument(
-        "--cooldown", type=int, default=0, help="constant schedule: LR falls linearly to 0 over the last N steps"
+        "--cooldown",
+        type=int,
+        help="constant schedule: the LR falls linearly to 0 over the last N steps (default: the recipe's)",
     )
     a.add_argument("--save-every", type=int, default=0, help="save the EMA pipeline every N steps (checkpoints/)")
     a.add_argument("--resume", help="a checkpoint folder: continue that run (same arguments) from its step")
