@@ -338,30 +338,39 @@ def animation(r: Runner) -> None:
 
 
 def subject(r: Runner) -> None:
+    """Finetune on 4 stills (alpha 0), generate from text alone; the rare token at the start of the
+    prompts (the paper's 'sks a dog') and at the end (``rare_token_position: end``)."""
     shape, colour = "triangle", "green"
     imgs = [still(shape, colour, seed) for seed in (11, 12, 13, 14)]
     pre = image_dir(imgs)
     prep, _ = r.stage("prepare", {"preprocess": pre}, mode="subject")
     res: dict[str, list[dict[str, Any]]] = {}
-    for tag, ftp in (
-        ("no finetune", {"finetune_steps": 0}),
-        ("subject finetune, 80 steps (alpha 0)", {**FT, "finetune_steps": 80}),
-        ("subject finetune, 200 steps (alpha 0)", {**FT, "finetune_steps": 200}),
-    ):
-        ft, _ = r.stage(
-            "finetune", {"prepare": prep}, mode="subject", finetune_prompt=f"a large {colour} {shape}", **ftp
-        )
-        for direction in ("up", "right"):
-            prompt = f"sks a large {colour} {shape} moving {direction} over a plain white background"
-            for seed in (0, 1):
-                out, _ = r.stage(
-                    "sample", {"prepare": prep, "finetune": ft}, mode="subject", prompt=prompt, seed=seed, **SAMPLE
-                )
-                j = judge(np.load(out / "frames.npy"), colour, shape, direction)
-                res.setdefault(tag, []).append(j)
+    for pos in ("start", "end"):
+        for tag, ftp in (
+            ("no finetune", {"finetune_steps": 0}),
+            ("subject finetune, 80 steps (alpha 0)", {**FT, "finetune_steps": 80}),
+            ("subject finetune, 200 steps (alpha 0)", {**FT, "finetune_steps": 200}),
+        ):
+            ft, _ = r.stage(
+                "finetune",
+                {"prepare": prep},
+                mode="subject",
+                finetune_prompt=f"a large {colour} {shape}",
+                rare_token_position=pos,
+                **ftp,
+            )
+            for direction in ("up", "right", "left", "down"):
+                text = f"a large {colour} {shape} moving {direction} over a plain white background"
+                prompt = f"sks {text}" if pos == "start" else f"{text} sks"
+                for seed in (0, 1):
+                    out, _ = r.stage(
+                        "sample", {"prepare": prep, "finetune": ft}, mode="subject", prompt=prompt, seed=seed, **SAMPLE
+                    )
+                    j = judge(np.load(out / "frames.npy"), colour, shape, direction)
+                    res.setdefault(f"token at the {pos}: {tag}", []).append(j)
     print(
         f"\n### 4b. Subject-driven clip (4 stills of a {colour} {shape}; text only, s=1; "
-        "prompts moving up/right x 2 seeds)\n"
+        "prompts moving up/right/left/down x 2 seeds)\n"
     )
     print(
         "| model | colour kept | shape kept | motion follows prompt | clean | mean white bg "

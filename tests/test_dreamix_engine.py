@@ -236,3 +236,17 @@ def test_strength_one_matches_the_diffusers_text_to_video_pipeline(engine: Any, 
     ).frames[0]
     ref = (np.asarray(ref) * 255).round().astype(int)
     assert ours.shape == ref.shape and np.abs(ours - ref).max() <= 1
+
+
+def test_the_rare_token_goes_where_the_spec_says(engine: Any, tmp_path: Path) -> None:
+    """``rare_token_position`` puts the token before (the paper's 'sks a dog') or after the finetune
+    prompt; it is part of the finetune's cache key."""
+    assert "params.rare_token_position" in FINETUNE.reads
+    prep, _ = _run(engine, tmp_path, "prepare", {"preprocess": _pre(tmp_path, 0)})
+    texts = {
+        pos: _run(engine, tmp_path, "finetune", {"prepare": prep}, finetune_steps=1, rare_token_position=pos)[1]["text"]
+        for pos in ("start", "end")
+    }
+    assert texts == {"start": "sks a clip", "end": "a clip sks"}
+    with pytest.raises(ValueError, match="rare_token_position"):
+        DreamixParams(rare_token_position="middle")

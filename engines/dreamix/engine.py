@@ -64,6 +64,7 @@ FINETUNE = Stage(
         "params.lora_rank",
         "params.finetune_prompt",
         "params.rare_token",
+        "params.rare_token_position",
         "model",
         "seed",
     ),
@@ -356,7 +357,7 @@ class DreamixEngine(Engine):
         if not prompt:
             raise ValueError("params.finetune_prompt: describe the input for finetuning (no caption available)")
         token = str(v.get("params.rare_token") or "").strip()
-        text = f"{token} {prompt}".strip()
+        text = (f"{prompt} {token}" if v.get("params.rare_token_position") == "end" else f"{token} {prompt}").strip()
         # 2. latents of the clip and of the frame set
         c = self._get(str(info.get("role", "video")))
         batch = int(v.get("params.frame_batch", 8))

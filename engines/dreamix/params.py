@@ -156,8 +156,14 @@ class DreamixParams(BaseModel):
     )
     rare_token: str = Field(
         "sks",
-        description="Rare token prepended to the finetune prompt; put it in the edit prompts to refer to "
-        "the finetuned subject/video.",
+        description="Rare token added to the finetune prompt; put it in the edit prompts (at the same "
+        "place) to refer to the finetuned subject/video.",
+    )
+    rare_token_position: Literal["start", "end"] = Field(
+        "start",
+        description="Where the rare token goes in the finetune prompt: start ('sks a dog', as in the paper) "
+        "or end ('a dog sks': the description's own token states stay as the causal text encoder read "
+        "them in training; the toy profile's word-level tokenizer splits unknown words into characters).",
     )
     animation: Animation = Field(default_factory=Animation, description="Image animation (mode: animate).")
     frame_batch: int = Field(8, ge=1, description="Frames per VAE call (memory only; results do not depend on it).")

@@ -910,7 +910,7 @@ def checkpointing(
 
 
 def add_schedule_args(a) -> None:
-    """``--schedule`` and ``--save-every``, shared by the T2I and T2V command lines."""
+    """``--schedule``, ``--cooldown``, ``--save-every`` and ``--resume``, shared by the T2I and T2V command lines."""
     a.add_argument("--schedule", choices=("cosine", "constant"), default=LR_SCHEDULE, help="LR after warm-up")
     a.add_argument(
         "--cooldown",
