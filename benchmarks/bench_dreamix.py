@@ -204,6 +204,7 @@ def motion(
     strengths: tuple[float, ...] = MOTION_STRENGTHS,
     ft_steps: tuple[int, ...] = (FT["finetune_steps"],),
     seeds: int = 2,
+    scene_seed: int = 2,
 ) -> None:
     """Each finetune once per scene, sampled at every s (the finetunes are shared across s):
     no finetuning, and for each number of finetune steps video-only (alpha 1), mixed (alpha 0.35)
@@ -213,7 +214,7 @@ def motion(
     the identity only finetuning can keep: an edit *succeeds* when the object moves right, keeps its
     colour and shape, and stays within :data:`ROW_TOL` pixels of the input's row."""
     res: dict[tuple[float, str], list[dict[str, Any]]] = {}
-    for sc in scenes(n_scenes, motion="left", seed=2):
+    for sc in scenes(n_scenes, motion="left", seed=scene_seed):
         pre, cap = scene_dir(sc)
         prep, _ = r.stage("prepare", {"preprocess": pre})
         prepared = np.load(prep / "frames.npy")
@@ -431,6 +432,7 @@ def main() -> None:
     ap.add_argument("--motion-strengths", type=float, nargs="+", default=list(MOTION_STRENGTHS))
     ap.add_argument("--motion-finetune-steps", type=int, nargs="+", default=[FT["finetune_steps"]])
     ap.add_argument("--motion-seeds", type=int, default=2, help="samples per scene and cell of the motion edit")
+    ap.add_argument("--motion-scene-seed", type=int, default=2, help="seed of the motion edit's scenes")
     ap.add_argument(
         "--video",
         help="a T2V pipeline folder in place of the toy profile's (sections 1-4; the sweep runs the spec's model)",
@@ -450,7 +452,14 @@ def main() -> None:
         if "tradeoff" in args.only:
             tradeoff(r, args.scenes)
         if "motion" in args.only:
-            motion(r, args.scenes, tuple(args.motion_strengths), tuple(args.motion_finetune_steps), args.motion_seeds)
+            motion(
+                r,
+                args.scenes,
+                tuple(args.motion_strengths),
+                tuple(args.motion_finetune_steps),
+                args.motion_seeds,
+                args.motion_scene_seed,
+            )
         if "animation" in args.only:
             animation(r)
         if "subject" in args.only:
