@@ -40,7 +40,12 @@ def configure() -> str:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Task failures reach the user as one line from the CLI; Prefect's own
     # ERROR records carry full tracebacks (RECUT_DEBUG=1 shows them).
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING" if os.environ.get("RECUT_DEBUG") == "1" else "CRITICAL")
+    quiet = "WARNING" if os.environ.get("RECUT_DEBUG") == "1" else "CRITICAL"
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", quiet)
+    # Prefect's logging config sends every other library's records to its console handler too; when
+    # the ephemeral server stops at exit, SQLAlchemy's pool logs a cancelled connection reset there
+    # with a full traceback (seen once under load, after a run had finished and succeeded).
+    os.environ.setdefault("PREFECT_LOGGING_ROOT_LEVEL", quiet)
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     # Faster ephemeral start-up: no background services we do not use.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")

@@ -51,3 +51,25 @@ def test_running_dashboard_is_used(clean_env) -> None:
 def test_no_server_means_ephemeral(clean_env) -> None:
     clean_env.setenv("RECUT_DASHBOARD", "http://127.0.0.1:9")  # nothing listens on the discard port
     assert prefect_env.configure().startswith("ephemeral")
+
+
+def test_other_libraries_errors_stay_off_the_console() -> None:
+    """After configure(), Prefect's logging setup keeps other libraries' records (e.g. SQLAlchemy's
+    pool when the ephemeral server stops) off the console unless RECUT_DEBUG=1."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from recut import prefect_env; prefect_env.configure(); "
+        "from prefect.logging.configuration import setup_logging; setup_logging(); "
+        "import logging; logging.getLogger('sqlalchemy.pool.impl.AsyncAdaptedQueuePool').error('pool reset failed')"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_LOGGING", "RECUT_DEBUG"))}
+    quiet = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    loud = subprocess.run(
+        [sys.executable, "-c", code], env={**env, "RECUT_DEBUG": "1"}, capture_output=True, text=True, timeout=120
+    )
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "pool reset failed" not in quiet.stderr + quiet.stdout
+    assert "pool reset failed" in loud.stderr + loud.stdout
