@@ -32,7 +32,7 @@ import torch
 
 from engines.common.zoo.judge import judge_object, judge_reconstruction
 from engines.dreamix import ENGINE
-from engines.dreamix.params import DreamixParams
+from engines.dreamix.params import DreamixParams, with_rare_token
 from recut import toy
 from recut.engine import StageContext
 from recut.models import resolve
@@ -362,7 +362,7 @@ def subject(r: Runner) -> None:
             )
             for direction in ("up", "right", "left", "down"):
                 text = f"a large {colour} {shape} moving {direction} over a plain white background"
-                prompt = f"sks {text}" if pos == "start" else f"{text} sks"
+                prompt = with_rare_token(text, "sks", pos)
                 for seed in (0, 1):
                     out, _ = r.stage(
                         "sample", {"prepare": prep, "finetune": ft}, mode="subject", prompt=prompt, seed=seed, **SAMPLE

@@ -36,7 +36,7 @@ from engines.common import sampling
 from engines.common.sampling import Components
 from engines.common.stages import EVALUATE, PREPROCESS, preprocess
 from engines.common.stages import evaluate as common_evaluate
-from engines.dreamix.params import Animation, CascadeStage, DreamixParams, fill_defaults
+from engines.dreamix.params import Animation, CascadeStage, DreamixParams, fill_defaults, with_rare_token
 from recut import video
 from recut.engine import Engine, Stage, StageContext
 
@@ -356,8 +356,7 @@ class DreamixEngine(Engine):
         prompt = v.get("params.finetune_prompt") or info.get("caption") or ""
         if not prompt:
             raise ValueError("params.finetune_prompt: describe the input for finetuning (no caption available)")
-        token = str(v.get("params.rare_token") or "").strip()
-        text = (f"{prompt} {token}" if v.get("params.rare_token_position") == "end" else f"{token} {prompt}").strip()
+        text = with_rare_token(prompt, str(v.get("params.rare_token") or ""), str(v.get("params.rare_token_position")))
         # 2. latents of the clip and of the frame set
         c = self._get(str(info.get("role", "video")))
         batch = int(v.get("params.frame_batch", 8))

@@ -174,6 +174,13 @@ class DreamixParams(BaseModel):
         return self.model_copy(update={"alpha": alpha, "strength": strength, "finetune_steps": steps})
 
 
+def with_rare_token(text: str, token: str, position: str = "start") -> str:
+    """``text`` with the rare ``token`` at its ``position`` (``"start"`` or ``"end"``; see
+    :attr:`DreamixParams.rare_token_position`), for the finetune prompt and the edit prompts alike."""
+    token = token.strip()
+    return (f"{text} {token}" if position == "end" else f"{token} {text}").strip()
+
+
 def fill_defaults(
     mode: str, alpha: float | None, strength: float | None, finetune_steps: int | None
 ) -> tuple[float, float, int]:
