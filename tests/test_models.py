@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,14 @@ def test_cli_lists_profiles_with_availability() -> None:
     for name, repo in PUBLIC.items():
         assert f"{name} (hub id, local cache only)" in r.stdout and repo in r.stdout
     assert "vae=models/toy/vae; in repo" in r.stdout
+
+
+def test_the_committed_toy_zoo_fits_its_size_budget() -> None:
+    """Issue 3: the committed toy weights (``models/toy``) stay within 30 MB in all; the pipeline
+    folders' ``vae/``, ``text_encoder/``, ``tokenizer/`` are symlinks and count once."""
+    root = Path(models.__file__).resolve().parents[1] / "models" / "toy"
+    files = [Path(d) / f for d, _, names in os.walk(root) for f in names]  # os.walk skips linked folders
+    weights = [p for p in files if p.suffix == ".safetensors" and not p.is_symlink()]
+    total = sum(p.stat().st_size for p in files if not p.is_symlink())
+    assert len(weights) >= 7  # vae, text encoders, clip, depth, both UNets
+    assert total <= 30 * 1024 * 1024, f"models/toy holds {total / 2**20:.1f} MiB"

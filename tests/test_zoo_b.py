@@ -47,7 +47,7 @@ def _assert_layout(folder: Path, pipeline_class: str) -> None:
 def quick_t2i(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("t2i") / "t2i"
     figs = t2i.train(out, quick=True, log=None)
-    assert figs["quick"] and np.isfinite(figs["final_loss"])
+    assert figs["quick"] and np.isfinite(figs["final_loss"]) and figs["threads"] == 1
     return out
 
 
@@ -69,8 +69,12 @@ def test_quick_training_is_deterministic(tmp_path: Path, quick_t2i: Path) -> Non
 
 def test_quick_t2v_trains_and_loads(tmp_path: Path) -> None:
     out = tmp_path / "t2v"
-    figs = t2v.train(out, quick=True, log=None, temporal_weight=2.0)
-    assert np.isfinite(figs["final_loss"]) and figs["temporal_weight"] == 2.0
+    before = torch.get_num_threads()
+    try:
+        figs = t2v.train(out, quick=True, log=None, temporal_weight=2.0, threads=2)
+    finally:
+        torch.set_num_threads(before)
+    assert np.isfinite(figs["final_loss"]) and figs["temporal_weight"] == 2.0 and figs["threads"] == 2
     assert figs["prediction_type"] == "v_prediction" and figs["zero_terminal_snr"]
     _assert_layout(out, "TextToVideoSDPipeline")
     pipe = t2v.load_pipeline(out)
@@ -342,9 +346,11 @@ def test_cooldown_continues_a_constant_run_and_decays_its_lr(tmp_path: Path) -> 
         (t2i.main, ["--cooldown", "5"], "cooldown must be between 0 and the run's steps (3), got 5"),
         (t2i.main, ["--cooldown", "-1"], "cooldown must be between 0 and the run's steps (3), got -1"),
         (t2v.main, ["--schedule", "cosine", "--cooldown", "1"], "cooldown needs the constant schedule"),
+        (t2i.main, ["--threads", "0"], "argument --threads: must be a whole number >= 1, got '0'"),
+        (t2v.main, ["--threads", "two"], "argument --threads: must be a whole number >= 1, got 'two'"),
     ],
 )
-def test_a_bad_cooldown_is_refused_before_training(tmp_path: Path, capsys, main, args, message) -> None:
+def test_a_bad_cooldown_or_thread_count_is_refused_before_training(tmp_path: Path, capsys, main, args, message) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", "--quick", "--out", str(tmp_path / "out"), *args])
     assert exc.value.code == 2 and message in capsys.readouterr().err

@@ -78,11 +78,14 @@ HELDOUT_SEED = 9000  # toy dataset seed for held-out prompts (disjoint stream)
 # --------------------------------------------------------------------------- components
 
 
-def one_thread() -> None:
-    """Use one intra-op thread: on this shared 2-core machine (other trainings, tests) two
-    OpenMP threads mostly wait for each other; one thread measured ~2x faster per step and
-    without the multi-second warm-up of the first steps."""
-    torch.set_num_threads(1)
+def one_thread(threads: int = 1) -> None:
+    """Use one intra-op thread (or ``threads``): on this shared 2-core machine (other trainings,
+    tests) two OpenMP threads mostly wait for each other; one thread measured ~2x faster per step
+    and without the multi-second warm-up of the first steps.  More threads pay off only on an idle
+    machine (the trainers' ``--threads``)."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
+    torch.set_num_threads(threads)
 
 
 def default_components() -> Path:
@@ -748,12 +751,15 @@ def judged_samples(
 
 
 def setup_training(
-    components: str | os.PathLike[str] | None, seed: int, text_encoder: str | os.PathLike[str] | None = None
+    components: str | os.PathLike[str] | None,
+    seed: int,
+    text_encoder: str | os.PathLike[str] | None = None,
+    threads: int = 1,
 ):
-    """One thread, seeded torch, the :class:`Components` (``components`` root, default
-    :func:`default_components`; ``text_encoder`` another text encoder folder) and their frozen
-    tokenizer and VAE."""
-    one_thread()
+    """One thread (or ``threads``), seeded torch, the :class:`Components` (``components`` root,
+    default :func:`default_components`; ``text_encoder`` another text encoder folder) and their
+    frozen tokenizer and VAE."""
+    one_thread(threads)
     torch.manual_seed(seed)
     comp = Components(components if components is not None else default_components(), text_encoder=text_encoder)
     from diffusers import AutoencoderKL
@@ -801,6 +807,7 @@ def fit_and_save(
         components=comp.describe() if isinstance(comp, Components) else repo_rel(comp),
         quick=quick,
         seed=seed,
+        threads=torch.get_num_threads(),
     )
     figs["train_seconds"] = round(time.perf_counter() - t_start, 1)
     save_pipeline(out_dir, unet, comp, pipeline_class, extra=figs, noise_schedule=fit_kw.get("noise_schedule"))
@@ -835,15 +842,16 @@ def train(
     save_every: int = 0,
     resume: str | os.PathLike[str] | None = None,
     cooldown: int | None = None,
+    threads: int = 1,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2I UNet on the frozen toy text encoder's captions and save the pipeline
     folder; returns figures.  Seeded and step-determined (bit-identical reruns on one thread)
     unless ``max_seconds`` caps the wall time (see :func:`fit_denoiser`).  ``cache``: optional
     folder memoising the VAE latents; ``save_every``: EMA pipeline checkpoints (see
-    :func:`checkpointing`)."""
+    :func:`checkpointing`); ``threads``: torch intra-op threads (1 suits a shared machine)."""
     t_start = time.perf_counter()
-    comp, tok, vae = setup_training(components, seed)
+    comp, tok, vae = setup_training(components, seed, threads=threads)
     n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
     steps = steps if steps is not None else (3 if quick else TRAIN_STEPS)
     batch = 8 if quick else TRAIN_BATCH
@@ -927,6 +935,14 @@ def CLIPTextModel_from(comp: Path | Components):
     return CLIPTextModel.from_pretrained(comp / "text_encoder").eval().requires_grad_(False)
 
 
+def _threads(v: str) -> int:
+    import argparse
+
+    if not v.isdigit() or int(v) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {v!r}")
+    return int(v)
+
+
 def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=None) -> None:
     """The ``train`` / ``check`` command line shared by the T2I and T2V trainers; ``add_extra(parser)``
     adds a trainer's own ``train`` options (their names match its ``train`` keywords)."""
@@ -942,6 +958,9 @@ def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=No
     a.add_argument("--cache", help="folder memoising the training latents")
     a.add_argument("--max-seconds", type=float, help="wall-time cap (the run is then not step-determined)")
     a.add_argument("--components", help="folder with vae/, text_encoder/, tokenizer/ (default models/toy)")
+    a.add_argument(
+        "--threads", type=_threads, default=1, help="torch threads (default 1; more pay off only on an idle machine)"
+    )
     add_schedule_args(a)
     if add_extra is not None:
         add_extra(a)

@@ -320,6 +320,7 @@ def train(
     image_from_step: int = 0,
     image_scenes: int | None = None,
     cooldown: int | None = None,
+    threads: int = 1,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
@@ -332,10 +333,11 @@ def train(
     ``image_frac``/``image_from_step``: joint training on the T2I recipe's still images
     (``image_scenes`` of them, default the T2I's count; see :func:`t2i.fit_denoiser`).
     ``cooldown``: LR decay steps at the end (default :data:`COOLDOWN`, at most the run's steps; 0 in
-    quick mode or with the cosine schedule)."""
+    quick mode or with the cosine schedule).  ``threads``: torch intra-op threads (1 suits a shared
+    machine)."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
-    comp, tok, vae = t2i.setup_training(components, seed, text_encoder)
+    comp, tok, vae = t2i.setup_training(components, seed, text_encoder, threads)
     n_scenes = n_scenes or (8 if quick else TRAIN_CLIPS)
     steps = steps if steps is not None else (2 if quick else TRAIN_STEPS)
     batch = batch or (2 if quick else TRAIN_BATCH)
