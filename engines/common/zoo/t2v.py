@@ -150,9 +150,18 @@ def build_unet(cross_dim: int, sample_size: int, quick: bool = False):
     )
 
 
+def _squeezed(t: torch.Tensor) -> tuple[int, ...]:
+    shape = list(t.shape)
+    while len(shape) > 1 and shape[-1] == 1:
+        shape.pop()
+    return tuple(shape)
+
+
 def init_from_t2i(unet3d, unet2d: str | os.PathLike[str]) -> int:
-    """Copy every tensor of a 2-D UNet (folder or ``.pt`` state dict) whose name and shape
-    match; returns how many."""
+    """Copy every tensor of a 2-D UNet (folder or ``.pt`` state dict) whose name matches and
+    whose shape matches up to trailing singleton axes (a 2-D transformer's 1x1 projection
+    convolution ``(out, in, 1, 1)`` lands in the 3-D transformer's linear ``(out, in)``);
+    returns how many."""
     from diffusers import UNet2DConditionModel
 
     if str(unet2d).endswith(".pt"):
@@ -160,7 +169,7 @@ def init_from_t2i(unet3d, unet2d: str | os.PathLike[str]) -> int:
     else:
         src = UNet2DConditionModel.from_pretrained(unet2d).state_dict()
     dst = unet3d.state_dict()
-    hit = {k: v for k, v in src.items() if k in dst and dst[k].shape == v.shape}
+    hit = {k: v.reshape(dst[k].shape) for k, v in src.items() if k in dst and _squeezed(v) == _squeezed(dst[k])}
     unet3d.load_state_dict(hit, strict=False)
     return len(hit)
 
