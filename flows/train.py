@@ -1,6 +1,7 @@
 """The `train` flow: rebuild the toy model zoo (models/toy/*), one task per recipe.
 
-Recipes run one after another in dependency order (each uses every core);
+Recipes run one after another in dependency order, each on ``threads`` torch threads (default 1,
+robust on a shared machine; 2 on an idle 2-core one);
 each task writes a from_pretrained folder and returns its quality figures,
 which land on the dashboard as a table artifact.
 """
@@ -38,10 +39,10 @@ def order(names: list[str] | None) -> list[str]:
 
 
 @task(name="train-model", cache_policy=NONE, persist_result=False)
-def train_model(name: str, out: str, quick: bool, seed: int) -> dict[str, Any]:
+def train_model(name: str, out: str, quick: bool, seed: int, threads: int = 1) -> dict[str, Any]:
     from engines.common.zoo.recipes import RECIPES
 
-    return RECIPES[name].train(out, quick=quick, seed=seed)
+    return RECIPES[name].train(out, quick=quick, seed=seed, threads=threads)
 
 
 @task(name="check-model", cache_policy=NONE, persist_result=False)
@@ -54,7 +55,7 @@ def check_model(name: str, out: str) -> dict[str, Any]:
 
 @flow(name="recut-train", persist_result=False, log_prints=False)
 def train_zoo(
-    names: list[str] | None = None, quick: bool = False, out_root: str | None = None, seed: int = 0
+    names: list[str] | None = None, quick: bool = False, out_root: str | None = None, seed: int = 0, threads: int = 1
 ) -> dict[str, Any]:
     """Train the named toy models (default: all) into models/toy (or out_root)."""
     from engines.common.zoo.recipes import RECIPES
@@ -62,7 +63,7 @@ def train_zoo(
     results: dict[str, Any] = {}
     for name in order(names):
         out = str(Path(out_root) / name) if out_root else str(RECIPES[name].folder)
-        info = train_model.with_options(task_run_name=f"train[{name}]")(name, out, quick, seed)
+        info = train_model.with_options(task_run_name=f"train[{name}]")(name, out, quick, seed, threads)
         results[name] = {"folder": out, "train": info}
     _publish(results)
     return results

@@ -27,6 +27,9 @@ def train(
     quick: Annotated[bool, typer.Option(help="Seconds-long smoke configuration (needs --out).")] = False,
     out: Annotated[Path | None, typer.Option(help="Write folders under this directory instead.")] = None,
     seed: int = 0,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Torch threads per training (1 suits a shared machine; 2 on an idle 2-core one).")
+    ] = 1,
 ) -> None:
     """Train toy models through the `recut-train` Prefect flow."""
     if quick and out is None:
@@ -44,7 +47,7 @@ def train(
     typer.echo(f"prefect: {prefect_env.configure()}", err=True)
     from flows.train import train_zoo
 
-    res = train_zoo(names, quick, str(out) if out else None, seed)
+    res = train_zoo(names, quick, str(out) if out else None, seed, threads)
     typer.echo(json.dumps(res, indent=1, default=str))
 
 

@@ -386,3 +386,23 @@ def test_the_t2v_recipe_has_a_cooldown_by_default(tmp_path: Path, monkeypatch) -
         with pytest.raises(RuntimeError, match="stop"):
             t2v.train(tmp_path / "t2v", log=None, **kw)
     assert seen == [t2v.COOLDOWN, 300, 0, 7]
+
+
+def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys) -> None:
+    """``recut zoo train --threads N`` / ``recipes train --threads N`` reach the trainer (recorded in
+    zoo_info.json); a bad count is refused by name before anything trains."""
+    from engines.common.zoo.recipes import main as recipes_main
+
+    before = torch.get_num_threads()
+    try:
+        assert recipes_main(["train", "t2i", "--quick", "--out", str(tmp_path / "t2i"), "--threads", "2"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((tmp_path / "t2i" / "zoo_info.json").read_text())["threads"] == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        recipes_main(["train", "vae", "--quick", "--out", str(tmp_path / "vae"), "--threads", "0"])
+    assert exc.value.code == 2 and "argument --threads: must be a whole number >= 1, got '0'" in capsys.readouterr().err
+    assert not (tmp_path / "vae").exists()
+    with pytest.raises(ValueError, match="threads must be a whole number >= 1, got 0"):
+        t2i.train(tmp_path / "bad", quick=True, log=None, threads=0)

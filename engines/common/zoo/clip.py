@@ -200,6 +200,7 @@ def train(
     max_seconds: float = 18 * 60,
     aux_weight: float = 1.0,
     init_from: str | Path | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Contrastive training; the LR schedule follows ``_util.progress`` (step or time fraction
     of ``max_seconds``, whichever is larger).
@@ -208,7 +209,7 @@ def train(
     of the batch against the 24 templates ``"a {colour} {shape}"`` (cross-entropy with the CLIP
     logits), which gives hard negatives differing only in shape (random contrastive batches
     mostly differ in colour, so shape is learnt slowly)."""
-    set_threads()
+    set_threads(threads)
     seed_all(seed)
     timer = Timer()
     tok = build_tokenizer()

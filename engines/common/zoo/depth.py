@@ -227,11 +227,12 @@ def train(
     init_from: str | Path | None = None,
     lr: float = 1e-3,
     n_scenes: int | None = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Weighted L1 + ``rank_weight`` x a logistic ranking loss on the mean predicted depth of
     occluding object pairs (the quality metric, made differentiable); LR schedule on
     ``_util.progress`` (step or time fraction, the larger)."""
-    set_threads()
+    set_threads(threads)
     seed_all(seed)
     timer = Timer()
     batch = 8 if quick else 32

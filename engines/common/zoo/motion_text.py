@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from engines.common.zoo._util import write_info
-from engines.common.zoo.t2i import TOY_ROOT, one_thread, repo_rel
+from engines.common.zoo._util import set_threads, write_info
+from engines.common.zoo.t2i import TOY_ROOT, repo_rel
 from engines.common.zoo.t2v import DIRECTIONS, TEXT_ENCODER, probe_scenes, swap_word
 from recut import toy
 
@@ -156,6 +156,7 @@ def train(
     seed: int = 0,
     swap_margin: float = SWAP_MARGIN,
     swap_batch: int = 64,
+    threads: int = 1,
     log=print,
 ) -> dict[str, Any]:
     """Fine-tune ``source`` (a ``CLIPTextModel`` folder) as the module docstring says; save it with
@@ -166,7 +167,7 @@ def train(
     (what :func:`separation` measures) is pushed above ``swap_margin``.  Without it (0) the
     direction swap reaches ~0.37 and a UNet3D conditioned on varied real captions stays at chance
     on direction; at 0.8 (~0.84 reached) the same synthetic task reaches 11/16 (benchmarks/ZOO_B.md)."""
-    one_thread()
+    set_threads(threads)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     tok, te = _load(source)

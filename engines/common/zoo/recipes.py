@@ -32,8 +32,17 @@ from recut.models import REPO_ROOT
 TOY_DIR = REPO_ROOT / "models" / "toy"
 
 
+def threads_arg(v: str) -> int:
+    """argparse type of the trainers' ``--threads`` (torch-free: this module is imported to list recipes)."""
+    if not v.isdigit() or int(v) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {v!r}")
+    return int(v)
+
+
 @dataclass(frozen=True)
 class Recipe:
+    #: ``train(out, quick=, seed=, threads=, **options)``; ``threads``: torch intra-op threads
+    #: (recipes without a torch training ignore it)
     train: Callable[..., dict[str, Any]]
     folder: Path
     description: str
@@ -42,7 +51,7 @@ class Recipe:
     check_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _tokenizer_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def _tokenizer_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
     from engines.common.zoo import tokenizer
 
     tokenizer.save_tokenizer(out)
@@ -67,10 +76,10 @@ def _vae_check(folder: str | Path, n: int = 256) -> dict[str, Any]:
     return vae.evaluate(folder, n=n)
 
 
-def _clip_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def _clip_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
     from engines.common.zoo import clip
 
-    return clip.train(out, quick=quick, seed=seed)
+    return clip.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _clip_check(folder: str | Path, n: int = 480) -> dict[str, Any]:
@@ -80,7 +89,7 @@ def _clip_check(folder: str | Path, n: int = 480) -> dict[str, Any]:
 
 
 def _text_encoder_train(
-    out: str | Path, quick: bool = False, seed: int = 0, clip_dir: str | Path | None = None
+    out: str | Path, quick: bool = False, seed: int = 0, clip_dir: str | Path | None = None, threads: int = 1
 ) -> dict[str, Any]:
     from engines.common.zoo import clip
 
@@ -137,10 +146,10 @@ RECIPES: dict[str, Recipe] = {
 # --- part B: toy text-to-image / text-to-video UNets (engines/common/zoo/t2i.py, t2v.py) ---
 
 
-def _t2i_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def _t2i_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
     from engines.common.zoo import t2i
 
-    return t2i.train(out, quick=quick, seed=seed)
+    return t2i.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _t2i_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
@@ -149,10 +158,10 @@ def _t2i_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
     return t2i.check(folder, **kw)
 
 
-def _t2v_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def _t2v_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
     from engines.common.zoo import t2v
 
-    return t2v.train(out, quick=quick, seed=seed)
+    return t2v.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _t2v_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
@@ -161,11 +170,11 @@ def _t2v_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
     return t2v.check(folder, **kw)
 
 
-def _t2v_text_encoder_train(out: str | Path, quick: bool = False, seed: int = 0) -> dict[str, Any]:
+def _t2v_text_encoder_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
     from engines.common.zoo import motion_text
 
     kw = {"steps": 3, "batch": 8, "n_captions": 32} if quick else {}
-    return motion_text.train(out, seed=seed, **kw)
+    return motion_text.train(out, seed=seed, threads=threads, **kw)
 
 
 def _t2v_text_encoder_check(folder: str | Path, **_: Any) -> dict[str, Any]:
@@ -204,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke config (needs --out)")
     ap.add_argument("--out", type=Path, help="output folder (default: the recipe's models/toy folder)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--threads", type=threads_arg, default=1, help="torch threads (default 1; more pay off on an idle machine)"
+    )
     ap.add_argument("--init-from", type=Path, help="vae/depth: continue training from this folder")
     ap.add_argument("--minutes", type=float, help="vae/depth: time budget (default 20 / 28)")
     ap.add_argument("--lr", type=float, help="vae/depth: peak learning rate (default 1.5e-3 / 1e-3)")
@@ -256,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             extra["rank_weight"] = args.rank_weight
         if extra and args.name not in ("vae", "depth"):
             ap.error("--init-from/--minutes/--lr are only supported by the vae and depth recipes")
-        info = r.train(out, quick=args.quick, seed=args.seed, **extra)
+        info = r.train(out, quick=args.quick, seed=args.seed, threads=args.threads, **extra)
         print(json.dumps(info, indent=2, default=str))
         return 0
     res = r.check(out) if r.check else {"passed": None}

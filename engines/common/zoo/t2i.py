@@ -42,6 +42,8 @@ import torch
 
 from engines.common.finetune import prediction_target
 from engines.common.temporal import frames_mode
+from engines.common.zoo._util import set_threads
+from engines.common.zoo.recipes import threads_arg
 from recut import toy
 from recut.tinymodels import SD15_SCHEDULE
 
@@ -78,16 +80,6 @@ HELDOUT_SEED = 9000  # toy dataset seed for held-out prompts (disjoint stream)
 
 
 # --------------------------------------------------------------------------- components
-
-
-def one_thread(threads: int = 1) -> None:
-    """Use one intra-op thread (or ``threads``): on this shared 2-core machine (other trainings,
-    tests) two OpenMP threads mostly wait for each other; one thread measured ~2x faster per step
-    and without the multi-second warm-up of the first steps.  More threads pay off only on an idle
-    machine (the trainers' ``--threads``)."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}")
-    torch.set_num_threads(threads)
 
 
 def default_components() -> Path:
@@ -719,7 +711,7 @@ def check(
 ) -> dict[str, Any]:
     """Sample one image per held-out prompt and judge colour and shape (``record``: also
     store the figures in ``zoo_info.json``)."""
-    one_thread()
+    set_threads()
     prompts = heldout_prompts(n_prompts)
     res, figs = judged_samples(load_pipeline(model_dir), prompts, sample, judge_image, steps, guidance, seed)
     figs["shape_predicted"] = readings(res, prompts, "shape")
@@ -761,7 +753,7 @@ def setup_training(
     """One thread (or ``threads``), seeded torch, the :class:`Components` (``components`` root,
     default :func:`default_components`; ``text_encoder`` another text encoder folder) and their
     frozen tokenizer and VAE."""
-    one_thread(threads)
+    set_threads(threads)
     torch.manual_seed(seed)
     comp = Components(components if components is not None else default_components(), text_encoder=text_encoder)
     from diffusers import AutoencoderKL
@@ -937,14 +929,6 @@ def CLIPTextModel_from(comp: Path | Components):
     return CLIPTextModel.from_pretrained(comp / "text_encoder").eval().requires_grad_(False)
 
 
-def _threads(v: str) -> int:
-    import argparse
-
-    if not v.isdigit() or int(v) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {v!r}")
-    return int(v)
-
-
 def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=None) -> None:
     """The ``train`` / ``check`` command line shared by the T2I and T2V trainers; ``add_extra(parser)``
     adds a trainer's own ``train`` options (their names match its ``train`` keywords)."""
@@ -961,7 +945,7 @@ def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=No
     a.add_argument("--max-seconds", type=float, help="wall-time cap (the run is then not step-determined)")
     a.add_argument("--components", help="folder with vae/, text_encoder/, tokenizer/ (default models/toy)")
     a.add_argument(
-        "--threads", type=_threads, default=1, help="torch threads (default 1; more pay off only on an idle machine)"
+        "--threads", type=threads_arg, default=1, help="torch threads (default 1; more pay off only on an idle machine)"
     )
     add_schedule_args(a)
     if add_extra is not None:

@@ -39,6 +39,7 @@ import torch
 
 from engines.common.finetune import prediction_target
 from engines.common.zoo import t2i
+from engines.common.zoo._util import set_threads
 from recut import toy
 
 DEFAULT_OUT = t2i.TOY_ROOT / "t2v"
@@ -222,7 +223,7 @@ def check(
     """Sample one clip per held-out prompt; colour+shape and motion-direction accuracy, plus the
     model's :func:`conditioning_sensitivity` (diagnostic only: the bars are judged on samples)
     (``record``: also store the figures in ``zoo_info.json``)."""
-    t2i.one_thread()
+    set_threads()
     prompts = heldout_prompts(n_prompts)
     res, figs = t2i.judged_samples(load_pipeline(model_dir), prompts, sample, judge_clip, steps, guidance, seed)
     figs["frames"] = FRAMES

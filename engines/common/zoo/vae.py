@@ -113,12 +113,13 @@ def train(
     max_seconds: float = 20 * 60,
     init_from: str | Path | None = None,
     lr: float = 1.5e-3,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Train on random 32x32 crops (batch 32; the model is fully convolutional apart from
     the mid-block attention) for the first 85% of the steps, then on full 64x64 frames
     (batch 8).  The LR schedule (warmup + cosine) follows ``progress``: the larger of the
     step and the time fraction of ``max_seconds`` (see ``_util.progress``)."""
-    set_threads()
+    set_threads(threads)
     seed_all(seed)
     timer = Timer()
     n_scenes, fps, batch = (32, 2, 8) if quick else (6000, 2, 32)
