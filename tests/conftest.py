@@ -88,3 +88,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def keep_torch_threads():
+    """Restores torch's intra-op thread count after a test that trains with ``threads=N``."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

@@ -67,13 +67,9 @@ def test_quick_training_is_deterministic(tmp_path: Path, quick_t2i: Path) -> Non
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_quick_t2v_trains_and_loads(tmp_path: Path) -> None:
+def test_quick_t2v_trains_and_loads(tmp_path: Path, keep_torch_threads) -> None:
     out = tmp_path / "t2v"
-    before = torch.get_num_threads()
-    try:
-        figs = t2v.train(out, quick=True, log=None, temporal_weight=2.0, threads=2)
-    finally:
-        torch.set_num_threads(before)
+    figs = t2v.train(out, quick=True, log=None, temporal_weight=2.0, threads=2)
     assert np.isfinite(figs["final_loss"]) and figs["temporal_weight"] == 2.0 and figs["threads"] == 2
     assert figs["prediction_type"] == "v_prediction" and figs["zero_terminal_snr"]
     _assert_layout(out, "TextToVideoSDPipeline")
@@ -388,16 +384,12 @@ def test_the_t2v_recipe_has_a_cooldown_by_default(tmp_path: Path, monkeypatch) -
     assert seen == [t2v.COOLDOWN, 300, 0, 7]
 
 
-def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys) -> None:
+def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys, keep_torch_threads) -> None:
     """``recut zoo train --threads N`` / ``recipes train --threads N`` reach the trainer (recorded in
     zoo_info.json); a bad count is refused by name before anything trains."""
     from engines.common.zoo.recipes import main as recipes_main
 
-    before = torch.get_num_threads()
-    try:
-        assert recipes_main(["train", "t2i", "--quick", "--out", str(tmp_path / "t2i"), "--threads", "2"]) == 0
-    finally:
-        torch.set_num_threads(before)
+    assert recipes_main(["train", "t2i", "--quick", "--out", str(tmp_path / "t2i"), "--threads", "2"]) == 0
     assert json.loads((tmp_path / "t2i" / "zoo_info.json").read_text())["threads"] == 2
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
