@@ -27,16 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engines.common.zoo._cli import threads_arg
 from recut.models import REPO_ROOT
 
 TOY_DIR = REPO_ROOT / "models" / "toy"
-
-
-def threads_arg(v: str) -> int:
-    """argparse type of the trainers' ``--threads`` (torch-free: this module is imported to list recipes)."""
-    if not v.isdigit() or int(v) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {v!r}")
-    return int(v)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ import torch
 
 from engines.common.finetune import prediction_target
 from engines.common.temporal import frames_mode
+from engines.common.zoo._cli import threads_arg
 from engines.common.zoo._util import set_threads
-from engines.common.zoo.recipes import threads_arg
 from recut import toy
 from recut.tinymodels import SD15_SCHEDULE
 

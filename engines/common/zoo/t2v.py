@@ -39,6 +39,7 @@ import torch
 
 from engines.common.finetune import prediction_target
 from engines.common.zoo import t2i
+from engines.common.zoo._cli import folder_or_none, fraction, non_negative, whole
 from engines.common.zoo._util import set_threads
 from recut import toy
 
@@ -414,67 +415,31 @@ def train(
     )
 
 
-def _non_negative(v: str) -> float:
-    import argparse
-
-    try:
-        x = float(v)
-    except ValueError:
-        x = float("nan")
-    if not x >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {v!r}")
-    return x
-
-
-def _fraction(v: str) -> float:
-    import argparse
-
-    x = _non_negative(v)
-    if x > 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {v!r}")
-    return x
-
-
-def _whole(minimum: int):
-    def parse(v: str) -> int:
-        import argparse
-
-        if not v.strip().isdigit() or int(v) < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {v!r}")
-        return int(v)
-
-    return parse
-
-
-def _folder_or_none(v: str) -> str | None:
-    return None if v.lower() in ("", "none") else v
-
-
 def _train_args(a) -> None:
     a.add_argument("--batch", type=int)
     a.add_argument(
         "--text-encoder",
-        type=_folder_or_none,
+        type=folder_or_none,
         default=str(TEXT_ENCODER),
         help="the T2V's text encoder folder ('none': the components' text_encoder)",
     )
     a.add_argument(
         "--init-from",
-        type=_folder_or_none,
+        type=folder_or_none,
         default=str(t2i.DEFAULT_OUT / "unet"),
         help="2-D UNet folder or .pt state dict ('none': from scratch)",
     )
     a.add_argument(
         "--image-frac",
-        type=_fraction,
+        type=fraction,
         default=IMAGE_FRAC,
         help="share of steps on the T2I recipe's still images in frames mode (joint image-video training)",
     )
-    a.add_argument("--image-from-step", type=_whole(0), default=0, help="first step that may be an image step")
-    a.add_argument("--image-scenes", type=_whole(1), help="how many still images (default: the T2I's count)")
+    a.add_argument("--image-from-step", type=whole(0), default=0, help="first step that may be an image step")
+    a.add_argument("--image-scenes", type=whole(1), help="how many still images (default: the T2I's count)")
     a.add_argument(
         "--temporal-weight",
-        type=_non_negative,
+        type=non_negative,
         default=TEMPORAL_WEIGHT,
         help="weight of the error of the clip's frame-to-frame differences (0: plain DDPM loss)",
     )
