@@ -431,3 +431,23 @@ def test_temporal_layers_train_at_their_own_lr_scale() -> None:
         t2i.fit_denoiser(
             t2i.build_unet(d, 16, quick=True), data[0][:, :, 0], data[1], embeds, null, temporal_lr_scale=2.0, **kw
         )
+
+
+def test_window_trains_on_runs_of_a_clips_frames(tmp_path: Path, capsys) -> None:
+    """``window`` feeds the UNet random runs of that many frames of each clip (the whole clip when
+    the window is as long); the command line refuses a window of one frame."""
+    d = t2i.text_hidden_size(t2i.default_components())
+    g = torch.Generator().manual_seed(0)
+    clips, idx = torch.randn(2, 4, 5, 16, 16, generator=g), torch.zeros(2, dtype=torch.long)
+    embeds, null = torch.randn(1, 5, d, generator=g), torch.randn(5, d, generator=g)
+    for window, frames in ((3, 3), (5, 5), (None, 5)):
+        seen: list[int] = []
+        unet = t2v.build_unet(d, 16, quick=True)
+        unet.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0].shape[2]))
+        t2i.fit_denoiser(unet, clips, idx, embeds, null, steps=2, batch=2, lr=1e-3, seed=0, log=None, window=window)
+        assert seen == [frames, frames]
+    with pytest.raises(ValueError, match="window needs clips"):
+        t2i.fit_denoiser(unet, clips, idx, embeds, null, steps=1, batch=2, lr=1e-3, seed=0, log=None, window=1)
+    with pytest.raises(SystemExit) as exc:
+        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--window", "1"])
+    assert exc.value.code == 2 and "--window: must be a whole number >= 2, got '1'" in capsys.readouterr().err

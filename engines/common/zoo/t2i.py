@@ -353,6 +353,7 @@ def fit_denoiser(
     image_frac: float = 0.0,
     image_from_step: int = 0,
     temporal_lr_scale: float = 1.0,
+    window: int | None = None,
     log=print,
 ) -> dict[str, Any]:
     """DDPM training (epsilon or v prediction, as ``noise_schedule`` says; default SD-1.5, epsilon)
@@ -389,6 +390,10 @@ def fit_denoiser(
     distinct images than the clips hold.  No random draw is made before ``image_from_step``, so a
     run resumed there with images added continues exactly as one planned that way.
 
+    ``window`` (3-D only): each training clip is a random run of ``window`` of its frames (the
+    temporal layers have no position embeddings, so a UNet trained on short runs samples clips of
+    any length; a step costs about ``window / F`` of a whole clip's).
+
     ``temporal_lr_scale`` (3-D only): the temporal layers (:func:`is_temporal_param`), which a T2V
     initialised from a T2I learns from scratch, train at ``lr * temporal_lr_scale``."""
     if temporal_weight < 0:
@@ -397,6 +402,8 @@ def fit_denoiser(
         raise ValueError(f"temporal_weight needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
     check_images(latents, images, image_cond_idx, image_frac, image_from_step)
     check_cooldown(cooldown, steps, schedule)
+    if window is not None and (window < 2 or latents.dim() != 5):
+        raise ValueError(f"window needs clips [N,C,F,H,W] and at least 2 frames, got {window}")
     if not temporal_lr_scale > 0:
         raise ValueError(f"temporal_lr_scale must be > 0, got {temporal_lr_scale}")
     torch.manual_seed(seed)
@@ -454,6 +461,9 @@ def fit_denoiser(
         else:
             idx = torch.randint(0, n, (batch,), generator=g)
             x0, c = latents[idx], embeds[cond_idx[idx]]
+            if window is not None and window < x0.shape[2]:  # a random run of `window` frames per clip
+                start = torch.randint(0, x0.shape[2] - window + 1, (batch,), generator=g)
+                x0 = torch.stack([x[:, s : s + window] for x, s in zip(x0, start.tolist(), strict=True)])
         b = x0.shape[0]
         drop = torch.rand(b, generator=g) < cfg_drop
         if drop.any():
@@ -514,6 +524,7 @@ def fit_denoiser(
         "min_snr_gamma": min_snr,
         **({"temporal_weight": temporal_weight} if temporal_weight else {}),
         **({"temporal_lr_scale": temporal_lr_scale} if temporal_lr_scale != 1.0 else {}),
+        **({"window": window} if window is not None else {}),
         **(
             {"image_frac": image_frac, "image_from_step": image_from_step, "image_steps": image_steps}
             if image_frac

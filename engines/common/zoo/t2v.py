@@ -335,6 +335,7 @@ def train(
     image_scenes: int | None = None,
     cooldown: int | None = None,
     temporal_lr_scale: float = TEMPORAL_LR_SCALE,
+    window: int | None = None,
     threads: int = 1,
     log=print,
 ) -> dict[str, Any]:
@@ -349,8 +350,9 @@ def train(
     (``image_scenes`` of them, default the T2I's count; see :func:`t2i.fit_denoiser`).
     ``cooldown``: LR decay steps at the end (default :data:`COOLDOWN`, at most the run's steps; 0 in
     quick mode or with the cosine schedule).  ``temporal_lr_scale``: the temporal layers' LR over
-    the spatial layers' (:func:`t2i.fit_denoiser`).  ``threads``: torch intra-op threads (1 suits a shared
-    machine)."""
+    the spatial layers' (:func:`t2i.fit_denoiser`).  ``window``: train on random runs of that many
+    frames of each clip (:func:`t2i.fit_denoiser`; the model still samples :data:`FRAMES`).
+    ``threads``: torch intra-op threads (1 suits a shared machine)."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
     comp, tok, vae = t2i.setup_training(components, seed, text_encoder, threads)
@@ -384,6 +386,7 @@ def train(
         ema_decay=t2i.EMA_DECAY,
         temporal_weight=temporal_weight,
         temporal_lr_scale=temporal_lr_scale,
+        window=window,
         image_frac=image_frac,
         image_from_step=image_from_step,
         log=log,
@@ -449,6 +452,7 @@ def _train_args(a) -> None:
         default=TEMPORAL_WEIGHT,
         help="weight of the error of the clip's frame-to-frame differences (0: plain DDPM loss)",
     )
+    a.add_argument("--window", type=whole(2), help="train on random runs of N frames of each clip (default: all)")
     a.add_argument(
         "--temporal-lr-scale",
         type=positive,
