@@ -344,10 +344,9 @@ def test_cooldown_continues_a_constant_run_and_decays_its_lr(tmp_path: Path) -> 
         (t2v.main, ["--schedule", "cosine", "--cooldown", "1"], "cooldown needs the constant schedule"),
         (t2i.main, ["--threads", "0"], "argument --threads: must be a whole number >= 1, got '0'"),
         (t2v.main, ["--threads", "two"], "argument --threads: must be a whole number >= 1, got 'two'"),
-        (t2v.main, ["--temporal-lr-scale", "0"], "argument --temporal-lr-scale: must be a number > 0, got '0'"),
     ],
 )
-def test_a_bad_training_option_is_refused_before_training(tmp_path: Path, capsys, main, args, message) -> None:
+def test_a_bad_cooldown_or_thread_count_is_refused_before_training(tmp_path: Path, capsys, main, args, message) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", "--quick", "--out", str(tmp_path / "out"), *args])
     assert exc.value.code == 2 and message in capsys.readouterr().err
@@ -399,55 +398,3 @@ def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys, k
     assert not (tmp_path / "vae").exists()
     with pytest.raises(ValueError, match="threads must be a whole number >= 1, got 0"):
         t2i.train(tmp_path / "bad", quick=True, log=None, threads=0)
-
-
-def test_temporal_layers_train_at_their_own_lr_scale() -> None:
-    """``temporal_lr_scale`` multiplies only the temporal layers' step: after one AdamW step the
-    spatial weights equal those of a run without it and the temporal weights moved ``k`` times as
-    far; a scale <= 0, or one for a UNet without temporal layers, is refused."""
-    d = t2i.text_hidden_size(t2i.default_components())
-    g = torch.Generator().manual_seed(0)
-    data = (torch.randn(2, 4, 3, 16, 16, generator=g), torch.zeros(2, dtype=torch.long))
-    embeds, null = torch.randn(1, 5, d, generator=g), torch.randn(5, d, generator=g)
-    kw = dict(steps=1, batch=2, lr=0.1, seed=0, log=None)  # the warm-up's first step: lr / 100
-    torch.manual_seed(0)
-    init = t2v.build_unet(d, 16, quick=True).state_dict()
-    runs = {}
-    for k in (1.0, 10.0):
-        unet = t2v.build_unet(d, 16, quick=True)
-        unet.load_state_dict(init)
-        fig = t2i.fit_denoiser(unet, *data, embeds, null, temporal_lr_scale=k, **kw)
-        runs[k] = {n: p.detach() - init[n] for n, p in unet.named_parameters()}
-    assert fig["temporal_lr_scale"] == 10.0
-    temporal = [n for n in init if t2i.is_temporal_param(n)]
-    assert {n.split(".")[0] for n in temporal} == {"transformer_in", "down_blocks", "mid_block", "up_blocks"}
-    moved = [n for n in temporal if runs[1.0][n].abs().max() > 1e-7]
-    assert moved and all(torch.allclose(runs[10.0][n], 10 * runs[1.0][n], rtol=1e-3, atol=1e-6) for n in moved)
-    spatial = [n for n in runs[1.0] if not t2i.is_temporal_param(n)]
-    assert all(torch.equal(runs[10.0][n], runs[1.0][n]) for n in spatial)
-    with pytest.raises(ValueError, match="temporal_lr_scale must be > 0, got 0"):
-        t2i.fit_denoiser(unet, *data, embeds, null, temporal_lr_scale=0, **kw)
-    with pytest.raises(ValueError, match="needs a UNet with temporal layers"):
-        t2i.fit_denoiser(
-            t2i.build_unet(d, 16, quick=True), data[0][:, :, 0], data[1], embeds, null, temporal_lr_scale=2.0, **kw
-        )
-
-
-def test_window_trains_on_runs_of_a_clips_frames(tmp_path: Path, capsys) -> None:
-    """``window`` feeds the UNet random runs of that many frames of each clip (the whole clip when
-    the window is as long); the command line refuses a window of one frame."""
-    d = t2i.text_hidden_size(t2i.default_components())
-    g = torch.Generator().manual_seed(0)
-    clips, idx = torch.randn(2, 4, 5, 16, 16, generator=g), torch.zeros(2, dtype=torch.long)
-    embeds, null = torch.randn(1, 5, d, generator=g), torch.randn(5, d, generator=g)
-    for window, frames in ((3, 3), (5, 5), (None, 5)):
-        seen: list[int] = []
-        unet = t2v.build_unet(d, 16, quick=True)
-        unet.register_forward_pre_hook(lambda m, args, seen=seen: seen.append(args[0].shape[2]))
-        t2i.fit_denoiser(unet, clips, idx, embeds, null, steps=2, batch=2, lr=1e-3, seed=0, log=None, window=window)
-        assert seen == [frames, frames]
-    with pytest.raises(ValueError, match="window needs clips"):
-        t2i.fit_denoiser(unet, clips, idx, embeds, null, steps=1, batch=2, lr=1e-3, seed=0, log=None, window=1)
-    with pytest.raises(SystemExit) as exc:
-        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--window", "1"])
-    assert exc.value.code == 2 and "--window: must be a whole number >= 2, got '1'" in capsys.readouterr().err

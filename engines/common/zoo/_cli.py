@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["folder_or_none", "fraction", "non_negative", "positive", "threads_arg", "whole"]
+__all__ = ["folder_or_none", "fraction", "non_negative", "threads_arg", "whole"]
 
 
 def non_negative(v: str) -> float:
@@ -22,12 +22,6 @@ def non_negative(v: str) -> float:
     if not x >= 0:
         raise argparse.ArgumentTypeError(f"must be a number >= 0, got {v!r}")
     return x
-
-
-def positive(v: str) -> float:
-    if not non_negative(v) > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {v!r}")
-    return float(v)
 
 
 def fraction(v: str) -> float:

@@ -319,12 +319,6 @@ def check_images(
         )
 
 
-def is_temporal_param(name: str) -> bool:
-    """Whether a UNet3DConditionModel parameter belongs to a temporal layer (``temp_convs``,
-    ``temp_attentions``, ``transformer_in``): the layers a 2-D UNet does not have."""
-    return "temp_" in name or name.startswith("transformer_in.")
-
-
 def fit_denoiser(
     unet,
     latents: torch.Tensor,
@@ -352,8 +346,6 @@ def fit_denoiser(
     image_cond_idx: torch.Tensor | None = None,
     image_frac: float = 0.0,
     image_from_step: int = 0,
-    temporal_lr_scale: float = 1.0,
-    window: int | None = None,
     log=print,
 ) -> dict[str, Any]:
     """DDPM training (epsilon or v prediction, as ``noise_schedule`` says; default SD-1.5, epsilon)
@@ -388,37 +380,18 @@ def fit_denoiser(
     :func:`engines.common.temporal.frames_mode` (temporal convolutions bypassed, attention per
     frame; the Dreamix *frames* objective), so the spatial layers keep learning from many more
     distinct images than the clips hold.  No random draw is made before ``image_from_step``, so a
-    run resumed there with images added continues exactly as one planned that way.
-
-    ``window`` (3-D only): each training clip is a random run of ``window`` of its frames (the
-    temporal layers have no position embeddings, so a UNet trained on short runs samples clips of
-    any length; a step costs about ``window / F`` of a whole clip's).
-
-    ``temporal_lr_scale`` (3-D only): the temporal layers (:func:`is_temporal_param`), which a T2V
-    initialised from a T2I learns from scratch, train at ``lr * temporal_lr_scale``."""
+    run resumed there with images added continues exactly as one planned that way."""
     if temporal_weight < 0:
         raise ValueError(f"temporal_weight must be >= 0, got {temporal_weight}")
     if temporal_weight and latents.dim() != 5:
         raise ValueError(f"temporal_weight needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
     check_images(latents, images, image_cond_idx, image_frac, image_from_step)
     check_cooldown(cooldown, steps, schedule)
-    if window is not None and (window < 2 or latents.dim() != 5):
-        raise ValueError(f"window needs clips [N,C,F,H,W] and at least 2 frames, got {window}")
-    if not temporal_lr_scale > 0:
-        raise ValueError(f"temporal_lr_scale must be > 0, got {temporal_lr_scale}")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     sched = ddpm_scheduler(noise_schedule)
     acp = sched.alphas_cumprod.float()
-    params = dict(unet.named_parameters())
-    temporal = [n for n in params if is_temporal_param(n)]
-    if temporal_lr_scale != 1.0 and not temporal:
-        raise ValueError(f"temporal_lr_scale={temporal_lr_scale} needs a UNet with temporal layers")
-    groups = [
-        {"params": [p for n, p in params.items() if not is_temporal_param(n)], "lr_scale": 1.0},
-        {"params": [params[n] for n in temporal], "lr_scale": temporal_lr_scale},
-    ]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
     # a constant schedule's warm-up must not depend on `steps`, so step k of a long run equals a k-step run
     warm = max(1, min(100, steps // 10)) if schedule == "cosine" else 100
     ema = EMA(unet, ema_decay)
@@ -452,7 +425,7 @@ def fit_denoiser(
         elif cooldown:
             f *= min(1.0, (steps - step) / cooldown)
         for pg in opt.param_groups:
-            pg["lr"] = lr * f * pg["lr_scale"]
+            pg["lr"] = lr * f
         still = image_frac > 0 and step >= image_from_step and torch.rand((), generator=g).item() < image_frac
         if still:  # one-frame clips of still images, `batch * F` of them (as many frames as a clip batch)
             idx = torch.randint(0, images.shape[0], (batch * latents.shape[2],), generator=g)
@@ -461,9 +434,6 @@ def fit_denoiser(
         else:
             idx = torch.randint(0, n, (batch,), generator=g)
             x0, c = latents[idx], embeds[cond_idx[idx]]
-            if window is not None and window < x0.shape[2]:  # a random run of `window` frames per clip
-                start = torch.randint(0, x0.shape[2] - window + 1, (batch,), generator=g)
-                x0 = torch.stack([x[:, s : s + window] for x, s in zip(x0, start.tolist(), strict=True)])
         b = x0.shape[0]
         drop = torch.rand(b, generator=g) < cfg_drop
         if drop.any():
@@ -523,8 +493,6 @@ def fit_denoiser(
         "ema_decay": ema_decay,
         "min_snr_gamma": min_snr,
         **({"temporal_weight": temporal_weight} if temporal_weight else {}),
-        **({"temporal_lr_scale": temporal_lr_scale} if temporal_lr_scale != 1.0 else {}),
-        **({"window": window} if window is not None else {}),
         **(
             {"image_frac": image_frac, "image_from_step": image_from_step, "image_steps": image_steps}
             if image_frac

@@ -39,7 +39,7 @@ import torch
 
 from engines.common.finetune import prediction_target
 from engines.common.zoo import t2i
-from engines.common.zoo._cli import folder_or_none, fraction, non_negative, positive, whole
+from engines.common.zoo._cli import folder_or_none, fraction, non_negative, whole
 from engines.common.zoo._util import set_threads
 from recut import toy
 
@@ -65,9 +65,6 @@ TEXT_ENCODER = t2i.TOY_ROOT / "t2v_text_encoder"
 #: plain loss (0) the toy T2V never bound the direction words in 2000 steps; with 16 it followed
 #: them in 11/16 held-out samples at step 2500 (benchmarks/ZOO_B.md, fourth session).
 TEMPORAL_WEIGHT = 16.0
-
-#: The temporal layers' LR over the spatial layers' (:func:`t2i.fit_denoiser`).
-TEMPORAL_LR_SCALE = 1.0
 
 #: Share of training steps on still images (joint image-video training, :func:`t2i.fit_denoiser`).
 IMAGE_FRAC = 0.0
@@ -334,8 +331,6 @@ def train(
     image_from_step: int = 0,
     image_scenes: int | None = None,
     cooldown: int | None = None,
-    temporal_lr_scale: float = TEMPORAL_LR_SCALE,
-    window: int | None = None,
     threads: int = 1,
     log=print,
 ) -> dict[str, Any]:
@@ -349,10 +344,8 @@ def train(
     ``image_frac``/``image_from_step``: joint training on the T2I recipe's still images
     (``image_scenes`` of them, default the T2I's count; see :func:`t2i.fit_denoiser`).
     ``cooldown``: LR decay steps at the end (default :data:`COOLDOWN`, at most the run's steps; 0 in
-    quick mode or with the cosine schedule).  ``temporal_lr_scale``: the temporal layers' LR over
-    the spatial layers' (:func:`t2i.fit_denoiser`).  ``window``: train on random runs of that many
-    frames of each clip (:func:`t2i.fit_denoiser`; the model still samples :data:`FRAMES`).
-    ``threads``: torch intra-op threads (1 suits a shared machine)."""
+    quick mode or with the cosine schedule).  ``threads``: torch intra-op threads (1 suits a shared
+    machine)."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
     comp, tok, vae = t2i.setup_training(components, seed, text_encoder, threads)
@@ -385,8 +378,6 @@ def train(
         lr=t2i.LR,
         ema_decay=t2i.EMA_DECAY,
         temporal_weight=temporal_weight,
-        temporal_lr_scale=temporal_lr_scale,
-        window=window,
         image_frac=image_frac,
         image_from_step=image_from_step,
         log=log,
@@ -451,13 +442,6 @@ def _train_args(a) -> None:
         type=non_negative,
         default=TEMPORAL_WEIGHT,
         help="weight of the error of the clip's frame-to-frame differences (0: plain DDPM loss)",
-    )
-    a.add_argument("--window", type=whole(2), help="train on random runs of N frames of each clip (default: all)")
-    a.add_argument(
-        "--temporal-lr-scale",
-        type=positive,
-        default=TEMPORAL_LR_SCALE,
-        help="the temporal layers' learning rate as a multiple of the spatial layers'",
     )
 
 
