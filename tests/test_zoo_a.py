@@ -170,6 +170,24 @@ def test_quick_recipes_write_loadable_folders(tmp_path: Path, capsys: pytest.Cap
     CLIPTextModel.from_pretrained(str(tmp_path / "te"))
 
 
+def test_every_recipe_has_a_dvc_stage_on_the_budget_machine() -> None:
+    """``dvc repro`` rebuilds the zoo: one ``zoo-<name>`` stage per recipe, run with the budget's two
+    cores (``--threads 2``; one thread makes the T2I ~48 min instead of ~30), out = the recipe's folder,
+    deps = the folders of the recipes it is trained from (so DVC runs them in order), and every dep exists."""
+    import yaml
+
+    root = TOY_DIR.parents[1]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert {s for s in stages if s.startswith("zoo-")} == {f"zoo-{name}" for name in RECIPES}
+    for name, r in RECIPES.items():
+        st = stages[f"zoo-{name}"]
+        assert st["cmd"] == f"recut zoo train {name} --threads 2", st["cmd"]
+        assert st["outs"] == [{r.folder.relative_to(root).as_posix(): {"cache": False}}]
+        folders = {d for d in st["deps"] if d.startswith("models/")}
+        assert folders == {(TOY_DIR / up).relative_to(root).as_posix() for up in r.depends_on}, name
+        assert all((root / d).exists() for d in st["deps"]), name
+
+
 def test_quick_needs_out() -> None:
     with pytest.raises(SystemExit):
         main(["train", "vae", "--quick"])
