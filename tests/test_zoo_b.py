@@ -389,12 +389,13 @@ def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys, k
     zoo_info.json); a bad count is refused by name before anything trains."""
     from engines.common.zoo.recipes import main as recipes_main
 
-    assert recipes_main(["train", "t2i", "--quick", "--out", str(tmp_path / "t2i"), "--threads", "2"]) == 0
-    assert json.loads((tmp_path / "t2i" / "zoo_info.json").read_text())["threads"] == 2
+    for name in ("t2i", "vae", "clip", "depth", "t2v_text_encoder"):  # every recipe with a torch training
+        assert recipes_main(["train", name, "--quick", "--out", str(tmp_path / name), "--threads", "2"]) == 0
+        assert json.loads((tmp_path / name / "zoo_info.json").read_text())["threads"] == 2, name
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
-        recipes_main(["train", "vae", "--quick", "--out", str(tmp_path / "vae"), "--threads", "0"])
+        recipes_main(["train", "vae", "--quick", "--out", str(tmp_path / "refused"), "--threads", "0"])
     assert exc.value.code == 2 and "argument --threads: must be a whole number >= 1, got '0'" in capsys.readouterr().err
-    assert not (tmp_path / "vae").exists()
+    assert not (tmp_path / "refused").exists()
     with pytest.raises(ValueError, match="threads must be a whole number >= 1, got 0"):
         t2i.train(tmp_path / "bad", quick=True, log=None, threads=0)

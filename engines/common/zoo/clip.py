@@ -299,6 +299,7 @@ def train(
         "init_from": str(init_from) if init_from else None,
         "train_frames": n,
         "train_time_s": round(train_time, 1),
+        "threads": threads,
         "metrics": metrics,
     }
     write_info(out, info)

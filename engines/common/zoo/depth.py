@@ -298,6 +298,7 @@ def train(
         "rank_weight": rank_weight,
         "train_frames": n,
         "train_time_s": round(train_time, 1),
+        "threads": threads,
         "metrics": metrics,
     }
     write_info(out, continue_info(info, prior, train_time))

@@ -233,6 +233,7 @@ def train(
         "n_captions": n_captions,
         "seed": seed,
         "train_time_s": round(time.perf_counter() - t0, 1),
+        "threads": threads,
         "final_ce": round(float(np.mean([h[0] for h in hist[-100:]])), 4),
         "final_drift": round(float(np.mean([h[1] for h in hist[-100:]])), 4),
         "swap_margin": swap_margin,

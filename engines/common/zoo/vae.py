@@ -193,6 +193,7 @@ def train(
         "train_frames": n,
         "scaling_factor": sf,
         "train_time_s": round(train_time, 1),
+        "threads": threads,
         "metrics": metrics,
     }
     write_info(out, continue_info(info, prior, train_time))
