@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +32,8 @@ def train(
         int, typer.Option(min=1, help="Torch threads per training (1 suits a shared machine; 2 on an idle 2-core one).")
     ] = 1,
 ) -> None:
-    """Train toy models through the `recut-train` Prefect flow."""
+    """Train toy models through the `recut-train` Prefect flow; each is checked against its quality
+    bar and replaces its folder only if it meets it (exit 1 if one does not)."""
     if quick and out is None:
         typer.echo("--quick needs --out: quick models must not replace the committed ones", err=True)
         raise typer.Exit(2)
@@ -47,8 +49,27 @@ def train(
     typer.echo(f"prefect: {prefect_env.configure()}", err=True)
     from flows.train import train_zoo
 
-    res = train_zoo(names, quick, str(out) if out else None, seed, threads)
+    try:
+        res = train_zoo(names, quick, str(out) if out else None, seed, threads)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; the committed models are unchanged (a training writes beside them)", err=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if os.environ.get("RECUT_DEBUG") == "1":
+            raise
+        from recut.cli import _runtime_message
+
+        typer.echo(f"error: {_runtime_message(exc)}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(json.dumps(res, indent=1, default=str))
+    rejected = {name: r for name, r in res.items() if not r["accepted"]}
+    for name, r in rejected.items():
+        typer.echo(
+            f"{name}: below its quality bar; {r['folder']} is unchanged, the new model is in {r['below_bar_folder']}",
+            err=True,
+        )
+    if rejected:
+        raise typer.Exit(1)
 
 
 @zoo_app.command()

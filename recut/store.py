@@ -73,6 +73,36 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def folder_aside(target: Path) -> Path:
+    """Where :func:`swap_in_folder` keeps the old ``target`` while it swaps (``<target>.replaced``)."""
+    return target.with_name(target.name + ".replaced")
+
+
+def recover_folder(target: Path) -> None:
+    """Finish what a killed :func:`swap_in_folder` left: restore the old folder if ``target`` is
+    missing, else drop the leftover old copy."""
+    old = folder_aside(target)
+    if old.exists():
+        if target.exists():
+            shutil.rmtree(old)
+        else:
+            os.rename(old, target)
+
+
+def swap_in_folder(staging: Path, target: Path) -> None:
+    """Make the finished folder ``staging`` (a sibling of ``target``) become ``target``.  The old
+    ``target`` is renamed aside first and removed last, so a kill at any point leaves one whole
+    folder in place or aside (:func:`recover_folder` puts it back)."""
+    recover_folder(target)
+    old = folder_aside(target)
+    if target.exists():
+        os.rename(target, old)
+    os.rename(staging, target)
+    _fsync_dir(target.parent)
+    if old.exists():
+        shutil.rmtree(old)
+
+
 class Store:
     """A folder of committed artifacts addressed by (kind, key)."""
 

@@ -25,6 +25,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from recut.store import swap_in_folder
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "models" / "tiny-random"
 
@@ -271,9 +273,7 @@ def build_tiny_random(out_dir: Path = DEFAULT_OUT, seed: int = 0) -> None:
                 shutil.rmtree(staging)
             pipe.save_pretrained(staging, safe_serialization=True)
             _copy_vocab_files(Path(tmp) / "tok", staging / "tokenizer")
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
+            swap_in_folder(staging, target)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -170,10 +170,52 @@ def test_quick_recipes_write_loadable_folders(tmp_path: Path, capsys: pytest.Cap
     CLIPTextModel.from_pretrained(str(tmp_path / "te"))
 
 
+def _repo_imports(path: Path, root: Path) -> set[str]:
+    """Repo-relative paths of the repo modules ``path`` imports (``engines.*``, ``recut.*``)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for name in names:
+            rel = name.replace(".", "/") + ".py"
+            if name.startswith(("engines.", "recut.")) and (root / rel).is_file():
+                found.add(rel)
+    return found
+
+
+def _recipe_code(name: str, root: Path) -> set[str]:
+    """The code a recipe's training runs: the zoo module its ``train`` function imports, and every
+    repo module that one imports, transitively."""
+    import ast
+
+    tree = ast.parse((root / "engines/common/zoo/recipes.py").read_text())
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == RECIPES[name].train.__name__)
+    todo = [
+        f"engines/common/zoo/{a.name}.py"
+        for n in ast.walk(fn)
+        if isinstance(n, ast.ImportFrom) and n.module == "engines.common.zoo"
+        for a in n.names
+    ]
+    seen: set[str] = set()
+    while todo:
+        rel = todo.pop()
+        if rel not in seen:
+            seen.add(rel)
+            todo.extend(_repo_imports(root / rel, root))
+    return seen
+
+
 def test_every_recipe_has_a_dvc_stage_on_the_budget_machine() -> None:
     """``dvc repro`` rebuilds the zoo: one ``zoo-<name>`` stage per recipe, run with the budget's two
     cores (``--threads 2``; one thread makes the T2I ~48 min instead of ~30), out = the recipe's folder,
-    deps = the folders of the recipes it is trained from (so DVC runs them in order), and every dep exists."""
+    deps = exactly the code its training runs (so an edit to any of it, and only that, retrains it) and
+    the folders of the recipes it is trained from (so DVC runs them in order)."""
     import yaml
 
     root = TOY_DIR.parents[1]
@@ -182,10 +224,13 @@ def test_every_recipe_has_a_dvc_stage_on_the_budget_machine() -> None:
     for name, r in RECIPES.items():
         st = stages[f"zoo-{name}"]
         assert st["cmd"] == f"recut zoo train {name} --threads 2", st["cmd"]
-        assert st["outs"] == [{r.folder.relative_to(root).as_posix(): {"cache": False}}]
+        # persist: DVC must not delete the committed folder before the cmd; `recut zoo train` replaces
+        # it only with a model that meets its bar
+        assert st["outs"] == [{r.folder.relative_to(root).as_posix(): {"cache": False, "persist": True}}]
         folders = {d for d in st["deps"] if d.startswith("models/")}
         assert folders == {(TOY_DIR / up).relative_to(root).as_posix() for up in r.depends_on}, name
-        assert all((root / d).exists() for d in st["deps"]), name
+        code = set(st["deps"]) - folders
+        assert code == _recipe_code(name, root), (name, sorted(code ^ _recipe_code(name, root)))
 
 
 def test_quick_needs_out() -> None:
