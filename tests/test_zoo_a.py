@@ -127,6 +127,40 @@ def test_committed_depth_order() -> None:
     assert res["occluding_pairs"] >= 20 and res["order_acc_occluding"] >= 0.85, res
 
 
+def test_depth_augment_moves_frame_depth_and_masks_together() -> None:
+    """The depth trainer's augmentation: one spatial transform per sample for frame, depth map and
+    masks alike (so every object's mean depth, hence the ranking target, is unchanged), the frame's
+    channels reordered, and all 8 transforms x 6 channel orders drawn."""
+    import torch
+
+    from engines.common.zoo import depth
+
+    ts = depth._training_set(24, 0)
+    d, m = ts["depth"], ts["masks"]
+    # a "frame" whose channels are the depth map and two masks shows where each one went
+    x = torch.stack([d, m[:, 0].float(), m[:, 1].float()], 1)
+    xa, da, ma = depth.augment(x, d, m, torch.Generator().manual_seed(0))
+    for b in range(len(x)):
+        chans = sorted(xa[b].unbind(0), key=lambda c: -float(c.sum()))
+        want = sorted([da[b], ma[b, 0].float(), ma[b, 1].float()], key=lambda c: -float(c.sum()))
+        assert all(torch.equal(c, w) for c, w in zip(chans, want, strict=True)), b
+    mean = (d[:, None] * m).sum((-1, -2)) / m.sum((-1, -2)).clamp_min(1)
+    mean_a = (da[:, None] * ma).sum((-1, -2)) / ma.sum((-1, -2)).clamp_min(1)
+    assert torch.allclose(mean, mean_a) and not torch.equal(da, d)
+    # every pixel numbered, channel c offset by c * 10^4: the top-left pair of numbers names the
+    # flip/turn, the offsets name the channel order
+    pos = torch.arange(64 * 64, dtype=torch.float32).reshape(64, 64)
+    n = 2000
+    frame = (pos + torch.tensor([0.0, 1e4, 2e4]).reshape(3, 1, 1)).expand(n, 3, 64, 64)
+    xb, db, _ = depth.augment(
+        frame, pos.expand(n, 64, 64), torch.zeros(n, 3, 64, 64, dtype=torch.bool), torch.Generator()
+    )
+    turns = [(int(v[0, 0, 0] % 1e4), int(v[0, 0, 1] % 1e4)) for v in xb]
+    orders = [tuple(int(v[c, 0, 0] // 1e4) for c in range(3)) for v in xb]
+    assert turns == [(int(v[0, 0]), int(v[0, 1])) for v in db]
+    assert len(set(turns)) == 8 and len(set(orders)) == 6 and len(set(zip(turns, orders, strict=True))) == 48
+
+
 @needs["depth"]
 def test_committed_depth_meets_bar() -> None:
     """The issue's bar on the recorded protocol: 254 occluding pairs of 300 held-out scenes."""
@@ -161,6 +195,8 @@ def test_quick_recipes_write_loadable_folders(tmp_path: Path, capsys: pytest.Cap
         info = RECIPES[name].train(tmp_path / name, quick=True)
         assert info["quick"] and info["train_time_s"] > 0 and "passed" in info["metrics"]
         assert json.loads((tmp_path / name / "zoo_info.json").read_text())["recipe"] == name
+    depth_info = json.loads((tmp_path / "depth" / "zoo_info.json").read_text())
+    assert depth_info["ema_decay"] > 0 and depth_info["augmentations"] and "metrics_live_weights" in depth_info
     AutoencoderKL.from_pretrained(str(tmp_path / "vae"))
     CLIPModel.from_pretrained(str(tmp_path / "clip"))
     CLIPProcessor.from_pretrained(str(tmp_path / "clip"))

@@ -85,3 +85,22 @@ def lr_at(p: float, base: float, warmup_frac: float = 0.03, floor: float = 0.03)
         return base * max(p / warmup_frac, 0.01)
     q = (p - warmup_frac) / (1 - warmup_frac)
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * q)))
+
+
+class EMA:
+    """An exponential moving average of a model's parameters (decay warmed up as
+    ``(1 + step) / (10 + step)``); ``copy_to`` writes it into the model."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in model.parameters()], 1 - d)
+
+    @torch.no_grad()
+    def copy_to(self, model: torch.nn.Module) -> None:
+        for s, p in zip(self.shadow, model.parameters(), strict=True):
+            p.copy_(s)

@@ -29,6 +29,7 @@ CLIP uses its own normalisation (see ``clip.py``: ``CLIP_MEAN``/``CLIP_STD``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -70,10 +71,17 @@ def _scene_kwargs(split: str, kw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def iter_clips(split: str, count: int, start: int = 0, **scene_kw: Any) -> Iterator[ToyClip]:
+    """Render scenes ``start..start+count-1`` of ``split`` one at a time (kwargs go to
+    ``sample_scene``: ``frames``, ``max_objects``, ``motions``, ``pan_prob``), for a trainer that
+    keeps a few frames of each of many scenes and need not hold all their clips at once."""
+    for s in sample_scenes(split_seed(split), count, start, **_scene_kwargs(split, scene_kw)):
+        yield render(s)
+
+
 def clips(split: str, count: int, start: int = 0, **scene_kw: Any) -> list[ToyClip]:
-    """Render scenes ``start..start+count-1`` of ``split`` (kwargs go to ``sample_scene``:
-    ``frames``, ``max_objects``, ``motions``, ``pan_prob``)."""
-    return [render(s) for s in sample_scenes(split_seed(split), count, start, **_scene_kwargs(split, scene_kw))]
+    """:func:`iter_clips` as a list."""
+    return list(iter_clips(split, count, start, **scene_kw))
 
 
 def to_model(uint8: np.ndarray) -> torch.Tensor:

@@ -43,7 +43,7 @@ import torch
 from engines.common.finetune import prediction_target
 from engines.common.temporal import frames_mode
 from engines.common.zoo._cli import threads_arg
-from engines.common.zoo._util import set_threads
+from engines.common.zoo._util import EMA, set_threads
 from recut import toy
 from recut.tinymodels import SD15_SCHEDULE
 
@@ -251,22 +251,6 @@ def ddim_scheduler(schedule: dict[str, Any] | None = None):
     from diffusers import DDIMScheduler
 
     return DDIMScheduler(**(schedule or SCHEDULE))
-
-
-class EMA:
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.shadow = [p.detach().clone() for p in model.parameters()]
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        d = min(self.decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in model.parameters()], 1 - d)
-
-    @torch.no_grad()
-    def copy_to(self, model: torch.nn.Module) -> None:
-        for s, p in zip(self.shadow, model.parameters(), strict=True):
-            p.copy_(s)
 
 
 def sample_errors(resid: torch.Tensor, alpha_bar: torch.Tensor, temporal_weight: float = 0.0) -> torch.Tensor:
