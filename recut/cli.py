@@ -21,6 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recut.cli_guard import Exit as _Exit
+from recut.cli_guard import err
+from recut.cli_guard import guard as _guard
 from recut.spec import SpecError, load_spec
 
 app = typer.Typer(
@@ -35,7 +38,6 @@ from recut.cli_zoo import zoo_app  # noqa: E402
 app.add_typer(toy_app, name="toy")
 app.add_typer(zoo_app, name="zoo")
 out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 SpecArgs = Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)]
 ForceOpt = Annotated[
@@ -47,11 +49,6 @@ StoreOpt = Annotated[
     typer.Option("--store", help="Artifact store (default: <project>/.recut/store or $RECUT_STORE)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
-
-
-class _Exit(Exception):
-    def __init__(self, code: int):
-        self.code = code
 
 
 def _load_all(paths: list[Path]) -> list[Any]:
@@ -76,51 +73,11 @@ def _store_root(paths: list[Path], store: Path | None) -> str:
     return str(store.resolve()) if store else default_store_root(str(paths[0]))
 
 
-def _runtime_message(exc: BaseException) -> str:
-    """One line for an exception that escaped a worker, a task or a flow."""
-    seen = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        cause = getattr(cur, "cause", None)  # RayTaskError
-        if isinstance(cause, BaseException):
-            cur = cause
-            continue
-        if cur.__cause__ is not None and type(cur).__name__ in ("RayTaskError", "TaskRunError"):
-            cur = cur.__cause__
-            continue
-        break
-    assert cur is not None
-    text = str(cur).strip().splitlines()[0] if str(cur).strip() else type(cur).__name__
-    return f"{type(cur).__name__}: {text}" if type(cur).__name__ not in ("MediaError", "ModelNotAvailable") else text
-
-
 def main() -> None:
     try:
         app()
     except _Exit as e:
         sys.exit(e.code)
-
-
-def _guard(fn: Any) -> Any:
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*a: Any, **k: Any) -> Any:
-        try:
-            return fn(*a, **k)
-        except _Exit as e:
-            raise typer.Exit(e.code) from None
-        except KeyboardInterrupt:
-            err.print("interrupted; completed stages stay cached, re-run to resume", style="yellow")
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            if os.environ.get("RECUT_DEBUG") == "1":
-                raise
-            err.print(f"error: {_runtime_message(exc)}", markup=False, highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 # --------------------------------------------------------------------------- validate

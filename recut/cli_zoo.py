@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from recut.cli_guard import guard
 
 zoo_app = typer.Typer(help="The toy model zoo under models/toy (train, check).", no_args_is_help=True)
 
@@ -23,6 +24,7 @@ def list_models() -> None:
 
 
 @zoo_app.command()
+@guard(interrupted="interrupted; the committed models are unchanged (a training writes beside them)")
 def train(
     names: Annotated[list[str] | None, typer.Argument(help="Models to train (default: all).")] = None,
     quick: Annotated[bool, typer.Option(help="Seconds-long smoke configuration (needs --out).")] = False,
@@ -49,18 +51,7 @@ def train(
     typer.echo(f"prefect: {prefect_env.configure()}", err=True)
     from flows.train import train_zoo
 
-    try:
-        res = train_zoo(names, quick, str(out) if out else None, seed, threads)
-    except KeyboardInterrupt:
-        typer.echo("interrupted; the committed models are unchanged (a training writes beside them)", err=True)
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if os.environ.get("RECUT_DEBUG") == "1":
-            raise
-        from recut.cli import _runtime_message
-
-        typer.echo(f"error: {_runtime_message(exc)}", err=True)
-        raise typer.Exit(1) from None
+    res = train_zoo(names, quick, str(out) if out else None, seed, threads)
     typer.echo(json.dumps(res, indent=1, default=str))
     rejected = {name: r for name, r in res.items() if not r["accepted"]}
     for name, r in rejected.items():
