@@ -253,10 +253,8 @@ def _rank_loss(pred: torch.Tensor, masks: torch.Tensor, rank: torch.Tensor, tau:
     return F.softplus(-(diff * rank)[sel] / tau).mean() * tau
 
 
-def _averaged(model: Any, ema: EMA | None) -> Any:
-    """A copy of ``model`` in eval mode holding ``ema``'s weights (``model`` itself if no EMA)."""
-    if ema is None:
-        return model.eval()
+def _averaged(model: Any, ema: EMA) -> Any:
+    """A copy of ``model`` in eval mode holding ``ema``'s weights."""
     avg = copy.deepcopy(model).eval()
     ema.copy_to(avg)
     return avg
@@ -333,7 +331,11 @@ def train(
             log(f"depth step {step}/{steps} p {prog:.3f} loss {loss.item():.4f} lr {lr:.2e} t {timer.elapsed():.0f}s")
         if not quick and step % EVAL_EVERY == EVAL_EVERY - 1:
             live = evaluate(model=model, processor=build_processor(), n=150)["order_acc_occluding"]
-            avg = evaluate(model=_averaged(model, ema), processor=build_processor(), n=150)["order_acc_occluding"]
+            avg = (
+                evaluate(model=_averaged(model, ema), processor=build_processor(), n=150)["order_acc_occluding"]
+                if ema is not None
+                else live
+            )
             log(f"depth eval@{step + 1} (150 scenes, occluding-pair order): live {live:.3f} ema {avg:.3f}")
             model.train()
     model.eval()
