@@ -238,6 +238,20 @@ def test_strength_one_matches_the_diffusers_text_to_video_pipeline(engine: Any, 
     assert ours.shape == ref.shape and np.abs(ours - ref).max() <= 1
 
 
+def test_guidance_interval_reaches_the_sampler(engine: Any, tmp_path: Path) -> None:
+    """At s = 0.5 every timestep is below 0.9 * T: guiding only in [0.9, 1] is no guidance (eta 0)."""
+    prep, _ = _run(engine, tmp_path, "prepare", {"preprocess": _pre(tmp_path, 0)})
+    ft, _ = _run(engine, tmp_path, "finetune", {"prepare": prep})
+    ins = {"prepare": prep, "finetune": ft}
+    kw = {"strength": 0.5, "steps": 4, "eta": 0.0, "guidance_scale": 4.0}
+    outside, _ = _run(engine, tmp_path, "sample", ins, guidance_interval=(0.9, 1.0), **kw)
+    unguided, _ = _run(engine, tmp_path, "sample", ins, **{**kw, "guidance_scale": 1.0})
+    guided, _ = _run(engine, tmp_path, "sample", ins, **kw)
+    frames = [np.load(d / "frames.npy") for d in (outside, unguided, guided)]
+    assert np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[2], frames[1])
+    assert "params.guidance_interval" in SAMPLE.reads
+
+
 def test_the_rare_token_goes_where_the_spec_says(engine: Any, tmp_path: Path) -> None:
     """``rare_token_position`` puts the token before (the paper's 'sks a dog') or after the finetune
     prompt; it is part of the finetune's cache key."""

@@ -87,6 +87,8 @@ def test_subject_needs_two_images(project: Project) -> None:
         ("alpha: -0.2", "params.alpha", "greater than or equal to 0 (got -0.2)"),
         ("strength: 1.2", "params.strength", "less than or equal to 1 (got 1.2)"),
         ("strength: -1", "params.strength", "greater than or equal to 0 (got -1)"),
+        ("guidance_interval: [0.6, 0.4]", "params.guidance_interval", "0 <= low < high <= 1, got [0.6, 0.4]"),
+        ("guidance_interval: [0.5]", "params.guidance_interval.1", "Field required"),
     ],
 )
 def test_alpha_and_strength_outside_unit_interval(project: Project, params: str, where: str, message: str) -> None:

@@ -96,3 +96,34 @@ def test_guided_eps() -> None:
     cond, uncond = torch.full((1, 3, 4), 2.0), torch.full((1, 3, 4), 1.0)
     assert torch.allclose(sampling.guided_eps(Net(), x, 1, cond, None, 7.5), 2 * x)
     assert torch.allclose(sampling.guided_eps(Net(), x, 1, cond, uncond, 3.0), (1 + 3.0 * (2 - 1)) * x)
+
+
+def test_guidance_interval_guides_only_inside_its_window() -> None:
+    """Inside the window: the guided prediction from one doubled batch; outside: the prompt's prediction
+    alone, without the unconditional half; per-latent prompts are not repeated."""
+    batches: list[int] = []
+
+    class Net:
+        def __call__(self, x: Any, t: Any, encoder_hidden_states: Any) -> Any:
+            batches.append(x.shape[0])
+            out = type("O", (), {})()
+            out.sample = x * encoder_hidden_states.mean(dim=(1, 2)).view(-1, 1, 1, 1)
+            return out
+
+    window = sampling.guidance_window((0.5, 1.0), CONFIG)
+    assert window == (500.0, 1000.0)
+    assert sampling.guidance_window((0.0, 1.0), CONFIG) is None and sampling.guidance_window(None, CONFIG) is None
+    x = torch.ones(2, 1, 2, 2)
+    cond, uncond = torch.full((1, 3, 4), 2.0), torch.full((1, 3, 4), 1.0)
+    assert torch.allclose(sampling.guided_eps(Net(), x, torch.tensor(700), cond, uncond, 3.0, window), 4 * x)
+    assert torch.allclose(sampling.guided_eps(Net(), x, torch.tensor(499), cond, uncond, 3.0, window), 2 * x)
+    assert batches == [4, 2]
+    per_latent = torch.stack([torch.full((3, 4), 2.0), torch.full((3, 4), 5.0)])
+    out = sampling.guided_eps(Net(), x, 100, per_latent, uncond, 3.0)
+    assert torch.allclose(out[0], (1 + 3.0 * (2 - 1)) * x[0]) and torch.allclose(out[1], (1 + 3.0 * (5 - 1)) * x[1])
+
+
+@pytest.mark.parametrize("bad", [(0.6, 0.4), (-0.1, 1.0), (0.0, 1.5), (0.5, 0.5)])
+def test_a_bad_guidance_interval_is_refused(bad: tuple[float, float]) -> None:
+    with pytest.raises(ValueError, match=r"0 <= low < high <= 1"):
+        sampling.guidance_window(bad, CONFIG)

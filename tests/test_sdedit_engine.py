@@ -38,6 +38,7 @@ def _values(**over: Any) -> dict[str, Any]:
         "params.strength": 0.5,
         "params.steps": 6,
         "params.guidance_scale": 7.5,
+        "params.guidance_interval": (0.0, 1.0),
         "params.eta": 0.0,
         "params.variant": "image",
         "edit.prompt": "a painting of a cat",
@@ -104,6 +105,18 @@ def test_shape_progress_and_determinism(engine: Any, pre_dir: Path, tmp_path: Pa
     assert not np.array_equal(a, c)
     d, _, _ = _run(engine, pre_dir, tmp_path, seed=3, **{"edit.prompt": "a dog"})
     assert not np.array_equal(a, d)
+
+
+def test_guidance_interval_drops_guidance_outside_it(engine: Any, pre_dir: Path, tmp_path: Path) -> None:
+    """At strength 0.5 every timestep is below 0.9 * T: guiding only in [0.9, 1] equals no guidance,
+    and guiding everywhere does not."""
+    outside, _, _ = _run(engine, pre_dir, tmp_path, guidance_interval=(0.9, 1.0))
+    unguided, _, _ = _run(engine, pre_dir, tmp_path, guidance_scale=1.0)
+    guided, _, _ = _run(engine, pre_dir, tmp_path)
+    assert np.array_equal(outside, unguided) and not np.array_equal(guided, unguided)
+    assert "params.guidance_interval" in SAMPLE.reads
+    with pytest.raises(ValidationError, match="0 <= low < high <= 1"):
+        SDEditParams(guidance_interval=(0.7, 0.2))
 
 
 def test_frame_batch_does_not_change_result(engine: Any, pre_dir: Path, tmp_path: Path) -> None:

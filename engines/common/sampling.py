@@ -10,7 +10,9 @@ strength and denoises toward a prompt).  Plain torch/diffusers, no pipeline:
 * :func:`schedule`: the DDIM timesteps of a strength ``s`` in [0, 1]: the last
   ``round(steps*s)`` of ``steps`` (s = 0 runs none and returns the input through
   the VAE; s = 1 starts from pure noise, i.e. plain text-to-image/-video);
-* :func:`guided_eps`: classifier-free guidance (negative prompt = unconditional);
+* :func:`guided_eps`: classifier-free guidance (negative prompt = unconditional),
+  optionally only inside a window of timesteps (:func:`guidance_window`: a guidance
+  interval, Kynkäänniemi et al. 2024; outside it the conditional prediction alone);
 * :func:`chunked`: frame chunking of a video noise predictor (each chunk of
   frames is denoised on its own and the chunks are concatenated, for outputs
   longer than the model's frame count);
@@ -26,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from engines.common.params import check_interval
+
 __all__ = [
     "Components",
     "chunked",
@@ -33,6 +37,7 @@ __all__ = [
     "denoise",
     "embed",
     "encode",
+    "guidance_window",
     "guided_eps",
     "load_components",
     "n_steps",
@@ -150,15 +155,38 @@ def schedule(scheduler_config: Any, steps: int, strength: float, device: str = "
 EpsFn = Callable[[Any, Any], Any]
 
 
-def guided_eps(unet: Any, latents: Any, t: Any, cond: Any, uncond: Any, guidance: float) -> Any:
-    """Noise prediction with classifier-free guidance for a batch of latents (``uncond`` None: no guidance)."""
+def guidance_window(interval: tuple[float, float] | None, scheduler_config: Any) -> tuple[float, float] | None:
+    """The timesteps ``(low, high)`` of a guidance ``interval`` (fractions of the scheduler's
+    ``num_train_timesteps``); ``None`` for the whole range (guide at every step)."""
+    if interval is None or tuple(interval) == (0.0, 1.0):
+        return None
+    lo, hi = check_interval(tuple(interval))
+    n = int(scheduler_config["num_train_timesteps"])
+    return (lo * n, hi * n)
+
+
+def guided_eps(
+    unet: Any,
+    latents: Any,
+    t: Any,
+    cond: Any,
+    uncond: Any,
+    guidance: float,
+    window: tuple[float, float] | None = None,
+) -> Any:
+    """Noise prediction with classifier-free guidance for a batch of latents (``cond`` ``[1,L,D]``
+    for all of them or ``[B,L,D]``, one per latent; ``uncond`` ``[1,L,D]`` or None: no guidance;
+    ``window`` from :func:`guidance_window`: guide only at timesteps inside it)."""
     import torch
 
     b = latents.shape[0]
+    if window is not None and not window[0] <= float(t) <= window[1]:
+        uncond = None
+    cond = cond if cond.shape[0] == b else cond.repeat(b, 1, 1)  # one prompt for all, or one per latent
     if uncond is None:
-        return unet(latents, t, encoder_hidden_states=cond.repeat(b, 1, 1)).sample
+        return unet(latents, t, encoder_hidden_states=cond).sample
     x = torch.cat([latents, latents])
-    ctx = torch.cat([uncond.repeat(b, 1, 1), cond.repeat(b, 1, 1)])
+    ctx = torch.cat([uncond.repeat(b, 1, 1), cond])
     e_u, e_c = unet(x, t, encoder_hidden_states=ctx).sample.chunk(2)
     return e_u + guidance * (e_c - e_u)
 

@@ -84,6 +84,7 @@ SAMPLE = Stage(
         "params.strength",
         "params.steps",
         "params.guidance_scale",
+        "params.guidance_interval",
         "params.eta",
         "params.chunk_frames",
         "params.cascade",
@@ -426,6 +427,7 @@ class DreamixEngine(Engine):
         strength = 1.0 if mode == "subject" else strength
         steps = int(v["params.steps"])
         guidance = float(v["params.guidance_scale"])
+        interval = v["params.guidance_interval"]
         eta = float(v["params.eta"])
         chunk = v.get("params.chunk_frames")
         batch = int(v.get("params.frame_batch", 8))
@@ -463,7 +465,9 @@ class DreamixEngine(Engine):
             unet = self._base_unet(c, ctx.inputs["finetune"]) if k == 0 else c.unet
             s = plan[k]
             # 2. noise at the stage's strength, stochastic DDIM toward the prompt
-            out = self._denoise(c, unet, current, prompt, negative, s, steps, guidance, eta, chunk, batch, gen, tick)
+            out = self._denoise(
+                c, unet, current, prompt, negative, s, steps, (guidance, interval), eta, chunk, batch, gen, tick
+            )
             done[0] += sampling.n_steps(steps, s)
             runs.append({"stage": k, "role": st.role, "strength": s, "shape": list(out.shape[:3])})
             current = out
@@ -489,29 +493,31 @@ class DreamixEngine(Engine):
         negative: str,
         strength: float,
         steps: int,
-        guidance: float,
+        guidance: tuple[float, Any],
         eta: float,
         chunk: int | None,
         batch: int,
         gen: Any,
         progress: Any,
     ) -> np.ndarray:
-        """One cascade stage: encode, noise to ``strength``, DDIM (``eta``) toward the prompt, decode."""
+        """One cascade stage: encode, noise to ``strength``, DDIM (``eta``) toward the prompt, decode
+        (``guidance``: the scale and the guidance interval)."""
         import torch
 
         sched, timesteps = sampling.schedule(c.scheduler_config, steps, strength, self.device)
+        scale, window = guidance[0], sampling.guidance_window(guidance[1], c.scheduler_config)
 
         def randn(shape: tuple[int, ...]) -> Any:
             return torch.randn(shape, generator=gen, dtype=torch.float32).to(self.device, c.dtype)
 
         with torch.inference_mode():
             cond = sampling.embed(c, prompt, self.device)
-            uncond = sampling.embed(c, negative, self.device) if guidance > 1.0 else None
+            uncond = sampling.embed(c, negative, self.device) if scale > 1.0 else None
             latents = sampling.encode(c, frames, batch, self.device).permute(1, 0, 2, 3).unsqueeze(0)
             shape = tuple(latents.shape)
 
             def eps(x: Any, t: Any) -> Any:
-                return sampling.guided_eps(unet, x, t, cond, uncond, guidance)
+                return sampling.guided_eps(unet, x, t, cond, uncond, scale, window)
 
             if len(timesteps):
                 latents = sampling.denoise(

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engines.common.params import GuidanceInterval, guidance_interval_field
+
 #: The paper's (alpha, finetune steps) pairs: alpha = 1 with 64 steps, alpha = 0.35 with
 #: 200-300 steps, alpha = 0 with 50-150 steps (full-size models, lr 6e-6).
 PAPER_STEPS = {1.0: 64, 0.35: 250, 0.0: 100}  # 250: the middle of 200-300
@@ -109,6 +111,7 @@ class DreamixParams(BaseModel):
     )
     steps: int = Field(30, ge=1, description="DDIM steps of the full schedule; the last round(steps*s) run.")
     guidance_scale: float = Field(7.5, ge=1.0, description="Classifier-free guidance scale (1 disables it).")
+    guidance_interval: GuidanceInterval = guidance_interval_field()
     eta: float = Field(
         0.5,
         ge=0.0,

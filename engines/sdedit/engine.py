@@ -39,6 +39,7 @@ SAMPLE = Stage(
         "params.strength",
         "params.steps",
         "params.guidance_scale",
+        "params.guidance_interval",
         "params.eta",
         "params.variant",
         "edit.prompt",
@@ -132,6 +133,7 @@ class SDEditEngine(Engine):
 
         # 2. the strength's timesteps
         sched, timesteps = sampling.schedule(c.scheduler_config, steps, strength, self.device)
+        window = sampling.guidance_window(v["params.guidance_interval"], c.scheduler_config)
         n = len(timesteps)
         gen = torch.Generator(device="cpu").manual_seed(int(ctx.seed))
         do_cfg = guidance > 1.0
@@ -154,7 +156,7 @@ class SDEditEngine(Engine):
                         return randn(shape)
 
                     def eps_fn(x: Any, t: Any) -> Any:
-                        return sampling.guided_eps(c.unet, x, t, cond, uncond, guidance)
+                        return sampling.guided_eps(c.unet, x, t, cond, uncond, guidance, window)
 
                 else:
                     like = latents
@@ -167,7 +169,7 @@ class SDEditEngine(Engine):
                     def eps_fn(x: Any, t: Any) -> Any:
                         return torch.cat(
                             [
-                                sampling.guided_eps(c.unet, x[j : j + frame_batch], t, cond, uncond, guidance)
+                                sampling.guided_eps(c.unet, x[j : j + frame_batch], t, cond, uncond, guidance, window)
                                 for j in range(0, x.shape[0], frame_batch)
                             ]
                         )

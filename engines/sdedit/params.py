@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engines.common.params import GuidanceInterval, guidance_interval_field
+
 
 class SDEditParams(BaseModel):
     """SDEdit (Meng et al., 2022): noise the input part-way, then denoise toward the prompt."""
@@ -25,6 +27,7 @@ class SDEditParams(BaseModel):
         description="DDIM steps of the full schedule; SDEdit runs the last round(steps*strength) of them.",
     )
     guidance_scale: float = Field(7.5, ge=1.0, description="Classifier-free guidance scale (1 disables guidance).")
+    guidance_interval: GuidanceInterval = guidance_interval_field()
     eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta: 0 is deterministic DDIM, 1 is DDPM-like.")
     variant: Literal["image", "video"] = Field(
         "image",
