@@ -792,19 +792,23 @@ def fit_and_save(
     return figs
 
 
-def add_check_parser(sub, default_out: Path) -> None:
-    """The `check` sub-command, shared by the T2I and T2V command lines."""
+def add_check_parser(sub, default_out: Path, add_extra=None) -> None:
+    """The `check` sub-command, shared by the T2I and T2V command lines (``add_extra(parser)`` adds a
+    model's own check options; their names match its ``check`` keywords)."""
     b = sub.add_parser("check")
     b.add_argument("model_dir", nargs="?", default=str(default_out))
-    b.add_argument("--n", type=int, default=48)
+    b.add_argument("--n", type=int, default=48, dest="n_prompts")
     b.add_argument("--steps", type=int, default=30)
     b.add_argument("--guidance", type=float, default=5.0)
     b.add_argument("--record", action="store_true", help="store the figures in zoo_info.json")
+    if add_extra is not None:
+        add_extra(b)
 
 
 def print_check(check_fn, args) -> None:
-    figures = check_fn(args.model_dir, n_prompts=args.n, steps=args.steps, guidance=args.guidance, record=args.record)
-    print(json.dumps(figures, indent=2))
+    kw = vars(args)
+    kw.pop("cmd")
+    print(json.dumps(check_fn(kw.pop("model_dir"), **kw), indent=2))
 
 
 def train(
@@ -913,9 +917,10 @@ def CLIPTextModel_from(comp: Path | Components):
     return CLIPTextModel.from_pretrained(comp / "text_encoder").eval().requires_grad_(False)
 
 
-def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=None) -> None:
+def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=None, add_check_extra=None) -> None:
     """The ``train`` / ``check`` command line shared by the T2I and T2V trainers; ``add_extra(parser)``
-    adds a trainer's own ``train`` options (their names match its ``train`` keywords)."""
+    adds a trainer's own ``train`` options (their names match its ``train`` keywords),
+    ``add_check_extra(parser)`` its own ``check`` options."""
     import argparse
 
     ap = argparse.ArgumentParser(prog=prog)
@@ -934,7 +939,7 @@ def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=No
     add_schedule_args(a)
     if add_extra is not None:
         add_extra(a)
-    add_check_parser(sub, default_out)
+    add_check_parser(sub, default_out, add_check_extra)
     args = ap.parse_args(argv)
     try:
         if args.cmd == "train":
