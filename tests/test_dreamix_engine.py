@@ -239,17 +239,21 @@ def test_strength_one_matches_the_diffusers_text_to_video_pipeline(engine: Any, 
 
 
 def test_guidance_interval_reaches_the_sampler(engine: Any, tmp_path: Path) -> None:
-    """At s = 0.5 every timestep is below 0.9 * T: guiding only in [0.9, 1] is no guidance (eta 0)."""
+    """At s = 0.5 no timestep of the run lies in [0.26, 0.49] * T (the tiny model's 4-step grid is
+    t = 751, 501, 251, 1), so guiding only there is no guidance (eta 0); a window wholly above s
+    is refused by the params."""
     prep, _ = _run(engine, tmp_path, "prepare", {"preprocess": _pre(tmp_path, 0)})
     ft, _ = _run(engine, tmp_path, "finetune", {"prepare": prep})
     ins = {"prepare": prep, "finetune": ft}
     kw = {"strength": 0.5, "steps": 4, "eta": 0.0, "guidance_scale": 4.0}
-    outside, _ = _run(engine, tmp_path, "sample", ins, guidance_interval=(0.9, 1.0), **kw)
+    outside, _ = _run(engine, tmp_path, "sample", ins, guidance_interval=(0.26, 0.49), **kw)
     unguided, _ = _run(engine, tmp_path, "sample", ins, **{**kw, "guidance_scale": 1.0})
     guided, _ = _run(engine, tmp_path, "sample", ins, **kw)
     frames = [np.load(d / "frames.npy") for d in (outside, unguided, guided)]
     assert np.array_equal(frames[0], frames[1]) and not np.array_equal(frames[2], frames[1])
     assert "params.guidance_interval" in SAMPLE.reads
+    with pytest.raises(ValueError, match=r"guidance_interval \[0.9, 1.0\] starts at or above strength 0.5"):
+        DreamixParams(strength=0.5, guidance_interval=(0.9, 1.0))
 
 
 def test_the_rare_token_goes_where_the_spec_says(engine: Any, tmp_path: Path) -> None:

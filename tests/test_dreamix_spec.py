@@ -89,6 +89,8 @@ def test_subject_needs_two_images(project: Project) -> None:
         ("strength: -1", "params.strength", "greater than or equal to 0 (got -1)"),
         ("guidance_interval: [0.6, 0.4]", "params.guidance_interval", "0 <= low < high <= 1, got [0.6, 0.4]"),
         ("guidance_interval: [0.5]", "params.guidance_interval.1", "Field required"),
+        ("strength: 0.3, guidance_interval: [0.4, 1.0]", "params", "[0.4, 1.0] starts at or above strength 0.3"),
+        ("guidance_interval: [0.7, 1.0]", "params", "at or above strength 0.7"),  # the edit mode's default s
     ],
 )
 def test_alpha_and_strength_outside_unit_interval(project: Project, params: str, where: str, message: str) -> None:

@@ -215,6 +215,18 @@ def test_strength_out_of_range(project, value, words):
     one_issue(p, 8, "params.strength", words, value)
 
 
+def test_a_guidance_interval_above_the_strength_is_refused(project):
+    """A run starting at t/T = strength below the interval would never be guided: refused with the
+    values, for the spec and for a sweep value alike; strength 0 (no step) and guidance 1 pass."""
+    text = BASE.replace("strength: 0.5", "strength: 0.25\n  guidance_interval: [0.3, 1.0]")
+    one_issue(write(project, text), 7, "params", "guidance_interval [0.3, 1.0] starts at or above strength 0.25")
+    ok = BASE.replace("strength: 0.5", "strength: 0.5\n  guidance_interval: [0.3, 1.0]")
+    load_spec(str(write(project, ok, "ok.yaml")))
+    load_spec(str(write(project, ok.replace("strength: 0.5", "strength: 0.2\n  guidance_scale: 1"), "g1.yaml")))
+    swept = write(project, ok + "sweep: {params.strength: [0.0, 0.6, 0.3]}\n", "sweep.yaml")
+    one_issue(swept, N_BASE + 2, "sweep.params.strength", "value 0.3 is invalid", "starts at or above strength 0.3")
+
+
 def test_unknown_param(project):
     p = write(project, BASE.replace("  strength: 0.5\n", "  strength: 0.5\n  strenght: 0.3\n"))
     one_issue(p, 9, "params.strenght", "unknown field")

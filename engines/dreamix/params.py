@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engines.common.params import GuidanceInterval, guidance_interval_field
+from engines.common.params import GuidanceInterval, check_guided, guidance_interval_field
 
 #: The paper's (alpha, finetune steps) pairs: alpha = 1 with 64 steps, alpha = 0.35 with
 #: 200-300 steps, alpha = 0 with 50-150 steps (full-size models, lr 6e-6).
@@ -170,6 +170,12 @@ class DreamixParams(BaseModel):
     )
     animation: Animation = Field(default_factory=Animation, description="Image animation (mode: animate).")
     frame_batch: int = Field(8, ge=1, description="Frames per VAE call (memory only; results do not depend on it).")
+
+    @model_validator(mode="after")
+    def _guided(self) -> DreamixParams:
+        strength = fill_defaults(self.mode, self.alpha, self.strength, self.finetune_steps)[1]
+        check_guided(self.guidance_interval, strength, self.guidance_scale)
+        return self
 
     def filled(self) -> DreamixParams:
         """A copy with the mode-dependent defaults filled in (see :func:`fill_defaults`)."""

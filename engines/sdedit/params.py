@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engines.common.params import GuidanceInterval, guidance_interval_field
+from engines.common.params import GuidanceInterval, check_guided, guidance_interval_field
 
 
 class SDEditParams(BaseModel):
@@ -40,3 +40,8 @@ class SDEditParams(BaseModel):
         ge=1,
         description="Frames per UNet/VAE call in the image variant (memory only; results do not depend on it).",
     )
+
+    @model_validator(mode="after")
+    def _guided(self) -> SDEditParams:
+        check_guided(self.guidance_interval, self.strength, self.guidance_scale)
+        return self
