@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import torch
 
+from engines.common.params import check_guided, check_interval
 from engines.common.zoo.judge import judge_object, judge_reconstruction
 from engines.dreamix import ENGINE
 from engines.dreamix.params import DreamixParams, with_rare_token
@@ -154,8 +155,22 @@ def recolour(caption: str, colour: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- 1-2. the s trade-off
 
 
+def guided(strengths: tuple[float, ...]) -> tuple[float, ...]:
+    """The strengths a spec with :data:`SAMPLE`'s guidance interval accepts (a run starting below
+    the interval would never be guided, and the params refuse it); the others are named and skipped."""
+    interval = SAMPLE.get("guidance_interval", (0.0, 1.0))
+    keep = []
+    for s in strengths:
+        try:
+            check_guided(tuple(interval), s, SAMPLE["guidance_scale"])
+            keep.append(s)
+        except ValueError as exc:
+            print(f"(skipped s={s}: {exc})")
+    return tuple(keep)
+
+
 def tradeoff(r: Runner, n_scenes: int) -> None:
-    strengths = (0.0, 0.25, 0.5, 0.75, 1.0)
+    strengths = guided((0.0, 0.25, 0.5, 0.75, 1.0))
     rows: dict[tuple[str, float], list[tuple[float, float, bool]]] = {}
     ft_secs = []
     for sc in scenes(n_scenes, seed=1):
@@ -214,6 +229,7 @@ def motion(
     the identity only finetuning can keep: an edit *succeeds* when the object moves right, keeps its
     colour and shape, and stays within :data:`ROW_TOL` pixels of the input's row."""
     res: dict[tuple[float, str], list[dict[str, Any]]] = {}
+    strengths = guided(strengths)
     for sc in scenes(n_scenes, motion="left", seed=scene_seed):
         pre, cap = scene_dir(sc)
         prep, _ = r.stage("prepare", {"preprocess": pre})
@@ -326,7 +342,7 @@ def animation(r: Runner) -> None:
         ft, _ = r.stage(
             "finetune", {"prepare": prep}, mode="animate", finetune_prompt=f"a large {colour} {shape}", **FT
         )
-        for s in (0.5, 0.75):
+        for s in guided((0.5, 0.75)):
             out, _ = r.stage(
                 "sample", {"prepare": prep, "finetune": ft}, mode="animate", prompt=prompt, strength=s, **SAMPLE
             )
@@ -434,6 +450,13 @@ def main() -> None:
     ap.add_argument("--motion-seeds", type=int, default=2, help="samples per scene and cell of the motion edit")
     ap.add_argument("--motion-scene-seed", type=int, default=2, help="seed of the motion edit's scenes")
     ap.add_argument(
+        "--guidance-interval",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="params.guidance_interval of every sample (default: guide at every step)",
+    )
+    ap.add_argument(
         "--video",
         help="a T2V pipeline folder in place of the toy profile's (sections 1-4; the sweep runs the spec's model)",
     )
@@ -446,6 +469,11 @@ def main() -> None:
         ap.error(f"--motion-seeds: must be >= 1, got {args.motion_seeds}")
     if not all(n >= 1 for n in args.motion_finetune_steps):
         ap.error(f"--motion-finetune-steps: each must be >= 1, got {args.motion_finetune_steps}")
+    if args.guidance_interval is not None:
+        try:
+            SAMPLE["guidance_interval"] = list(check_interval(tuple(args.guidance_interval)))
+        except ValueError as exc:
+            ap.error(f"--guidance-interval: {exc}")
     r = Runner(args.video)
     t0 = time.perf_counter()
     try:
