@@ -108,15 +108,18 @@ def test_shape_progress_and_determinism(engine: Any, pre_dir: Path, tmp_path: Pa
 
 
 def test_guidance_interval_drops_guidance_outside_it(engine: Any, pre_dir: Path, tmp_path: Path) -> None:
-    """At strength 0.5 every timestep is below 0.9 * T: guiding only in [0.9, 1] equals no guidance,
-    and guiding everywhere does not."""
-    outside, _, _ = _run(engine, pre_dir, tmp_path, guidance_interval=(0.9, 1.0))
+    """At strength 0.5 no timestep of the run lies in [0.34, 0.49] * T (the tiny model's 6-step grid
+    is t = 831, 665, 499, 333, 167, 1): guiding only there equals no guidance, and guiding
+    everywhere does not.  A window wholly above the strength is refused by the params."""
+    outside, _, _ = _run(engine, pre_dir, tmp_path, guidance_interval=(0.34, 0.49))
     unguided, _, _ = _run(engine, pre_dir, tmp_path, guidance_scale=1.0)
     guided, _, _ = _run(engine, pre_dir, tmp_path)
     assert np.array_equal(outside, unguided) and not np.array_equal(guided, unguided)
     assert "params.guidance_interval" in SAMPLE.reads
     with pytest.raises(ValidationError, match="0 <= low < high <= 1"):
         SDEditParams(guidance_interval=(0.7, 0.2))
+    with pytest.raises(ValidationError, match=r"\[0.9, 1.0\] starts at or above strength 0.5"):
+        SDEditParams(strength=0.5, guidance_interval=(0.9, 1.0))
 
 
 def test_frame_batch_does_not_change_result(engine: Any, pre_dir: Path, tmp_path: Path) -> None:
