@@ -80,6 +80,19 @@ def test_subject_needs_two_images(project: Project) -> None:
     ]
 
 
+def test_subject_mode_checks_the_interval_against_its_strength_of_one(project: Project) -> None:
+    """Subject mode always samples at s = 1, so an interval is checked against 1: [0.4, 1] passes,
+    and a stray strength gets the subject-mode error, not a guidance one."""
+    imgs = _images(project, 3)
+    text = TOY.replace(TOY[TOY.index("  toy:") : TOY.index("model:")], f"  images: {json.dumps(imgs)}\n")
+    text = text.replace(
+        "cascade: none}", "cascade: none, mode: subject, finetune_prompt: a red circle, guidance_interval: [0.4, 1.0]}"
+    )
+    load_spec(_spec(project, text))
+    (issue,) = _issues(project, text.replace("mode: subject,", "mode: subject, strength: 0.3,"))
+    assert "subject mode generates from text alone; strength must be 1 (got 0.3)" in issue
+
+
 @pytest.mark.parametrize(
     ("params", "where", "message"),
     [

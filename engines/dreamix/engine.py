@@ -36,7 +36,14 @@ from engines.common import sampling
 from engines.common.sampling import Components
 from engines.common.stages import EVALUATE, PREPROCESS, preprocess
 from engines.common.stages import evaluate as common_evaluate
-from engines.dreamix.params import Animation, CascadeStage, DreamixParams, fill_defaults, with_rare_token
+from engines.dreamix.params import (
+    Animation,
+    CascadeStage,
+    DreamixParams,
+    fill_defaults,
+    sample_strength,
+    with_rare_token,
+)
 from recut import video
 from recut.engine import Engine, Stage, StageContext
 
@@ -423,8 +430,7 @@ class DreamixEngine(Engine):
 
         v = ctx.values
         mode = str(v["params.mode"])
-        _, strength, _ = fill_defaults(mode, None, v["params.strength"], None)
-        strength = 1.0 if mode == "subject" else strength
+        strength = sample_strength(mode, v["params.strength"])
         steps = int(v["params.steps"])
         guidance = float(v["params.guidance_scale"])
         interval = v["params.guidance_interval"]

@@ -173,8 +173,7 @@ class DreamixParams(BaseModel):
 
     @model_validator(mode="after")
     def _guided(self) -> DreamixParams:
-        strength = fill_defaults(self.mode, self.alpha, self.strength, self.finetune_steps)[1]
-        check_guided(self.guidance_interval, strength, self.guidance_scale)
+        check_guided(self.guidance_interval, sample_strength(self.mode, self.strength), self.guidance_scale)
         return self
 
     def filled(self) -> DreamixParams:
@@ -188,6 +187,12 @@ def with_rare_token(text: str, token: str, position: str = "start") -> str:
     :attr:`DreamixParams.rare_token_position`), for the finetune prompt and the edit prompts alike."""
     token = token.strip()
     return (f"{text} {token}" if position == "end" else f"{token} {text}").strip()
+
+
+def sample_strength(mode: str, strength: float | None) -> float:
+    """The strength the sample stage runs: the spec's (default 0.7), and always 1 in subject mode
+    (a subject spec with another strength is refused by the engine's ``check_spec``)."""
+    return 1.0 if mode == "subject" else fill_defaults(mode, None, strength, None)[1]
 
 
 def fill_defaults(
