@@ -165,6 +165,12 @@ def test_t2v_check_refuses_a_bad_guidance_interval(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         t2v.main(["check", str(T2V_DIR), "--guidance-interval", "0.5", "2"])
     assert exc.value.code == 2 and "--guidance-interval: must be a number in [0, 1], got '2'" in capsys.readouterr().err
+    # validation prompts can be checked, but only the held-out check is recorded
+    info = (T2V_DIR / "zoo_info.json").read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        t2v.main(["check", str(T2V_DIR), "--record", "--prompt-seed", "9300"])
+    assert exc.value.code == 2 and "--record stores the held-out check (prompt seed 9100)" in capsys.readouterr().err
+    assert (T2V_DIR / "zoo_info.json").read_bytes() == info
 
 
 def test_resume_continues_the_run_exactly(tmp_path: Path) -> None:
@@ -233,7 +239,7 @@ def test_checks_report_their_bar_figures(quick_t2i: Path) -> None:
     assert f2["n_prompts"] == 2 and 0.0 <= f2["colour_shape_acc"] <= f2["colour_acc"] <= 1.0
     assert f2["passed"] == (f2["colour_shape_acc"] >= t2i.BAR_COLOUR_SHAPE)
     f3 = t2v.check(T2V_DIR, n_prompts=2, steps=2)
-    assert f3["frames"] == t2v.FRAMES and 0.0 <= f3["motion_acc"] <= 1.0
+    assert f3["frames"] == t2v.FRAMES and 0.0 <= f3["motion_acc"] <= 1.0 and f3["prompt_seed"] == t2v.HELDOUT_SEED
     # what the judge read for each asked direction (held-out prompts cycle left, right, up, down)
     asked = {d: sum(c.values()) for d, c in f3["motion_predicted"].items()}
     assert asked == {"left": 1, "right": 1}

@@ -263,16 +263,23 @@ def check(
     seed: int = 0,
     record: bool = False,
     guidance_interval: tuple[float, float] = GUIDANCE_INTERVAL,
+    prompt_seed: int = HELDOUT_SEED,
 ) -> dict[str, Any]:
     """Sample one clip per held-out prompt (:func:`sample`, guidance inside ``guidance_interval``);
     colour+shape and motion-direction accuracy, plus the model's :func:`conditioning_sensitivity`
     (diagnostic only: the bars are judged on samples) (``record``: also store the figures in
-    ``zoo_info.json``)."""
+    ``zoo_info.json``).  ``prompt_seed``: draw the prompts from another seed (validation prompts
+    for choosing settings; only the held-out check can be recorded)."""
+    if record and prompt_seed != HELDOUT_SEED:
+        raise ValueError(
+            f"--record stores the held-out check (prompt seed {HELDOUT_SEED}), got --prompt-seed {prompt_seed}"
+        )
     set_threads()
-    prompts = heldout_prompts(n_prompts)
+    prompts = heldout_prompts(n_prompts, seed=prompt_seed)
     sample_fn = functools.partial(sample, interval=tuple(guidance_interval))
     res, figs = t2i.judged_samples(load_pipeline(model_dir), prompts, sample_fn, judge_clip, steps, guidance, seed)
     figs["guidance_interval"] = list(guidance_interval)
+    figs["prompt_seed"] = prompt_seed
     figs["frames"] = FRAMES
     figs["motion_acc"] = float(np.mean([r["motion_ok"] for r in res]))
     figs["shape_predicted"] = t2i.readings(res, prompts, "shape")
@@ -499,6 +506,12 @@ def _check_args(b) -> None:
         metavar=("LOW", "HIGH"),
         default=GUIDANCE_INTERVAL,
         help="guide only at timesteps t with LOW <= t / 1000 <= HIGH (default %(default)s; 0 1: every step)",
+    )
+    b.add_argument(
+        "--prompt-seed",
+        type=whole(0),
+        default=HELDOUT_SEED,
+        help=f"seed of the prompts (default {HELDOUT_SEED}, the held-out set; others: validation prompts)",
     )
 
 
