@@ -430,3 +430,83 @@ def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys, k
     assert not (tmp_path / "refused").exists()
     with pytest.raises(ValueError, match="threads must be a whole number >= 1, got 0"):
         t2i.train(tmp_path / "bad", quick=True, log=None, threads=0)
+
+
+class _SpyUNet(torch.nn.Module):
+    """Stands in for a UNet: records every input ``fit_denoiser`` feeds it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, encoder_hidden_states: torch.Tensor):
+        from types import SimpleNamespace
+
+        self.calls.append((x.detach().clone(), t.clone(), encoder_hidden_states.clone()))
+        return SimpleNamespace(sample=x * self.w)
+
+
+def test_time_reversed_twins_pair_each_clip_with_its_reverse_under_the_twin_caption() -> None:
+    """With ``twin_cond``, the second half of every batch is the first half played backwards: the
+    noisy clips are exact reverses (same timestep, reversed noise) and each is conditioned on its
+    caption's twin; static captions are their own twins."""
+    clips = torch.randn(6, 4, 5, 2, 2)
+    cond_idx = torch.tensor([0, 1, 2, 0, 1, 2])  # 0 "moving left", 1 "moving right", 2 static
+    embeds = torch.randn(3, 2, 3)
+    twin_cond = torch.tensor([1, 0, 2])
+    unet = _SpyUNet()
+    figs = t2i.fit_denoiser(
+        unet, clips, cond_idx, embeds, torch.zeros(2, 3), twin_cond=twin_cond, cfg_drop=0.0,
+        steps=6, batch=4, lr=1e-3, seed=0, log=None,
+    )  # fmt: skip
+    assert figs["time_reversed_twins"] is True and len(unet.calls) == 6
+    for x, t, c in unet.calls:
+        assert x.shape == (4, 4, 5, 2, 2)
+        assert torch.equal(x[2:], x[:2].flip(2)) and not torch.equal(x[2:], x[:2])
+        assert torch.equal(t[2:], t[:2])
+        for i in range(2):
+            k = next(j for j in range(3) if torch.equal(c[i], embeds[j]))
+            assert torch.equal(c[i + 2], embeds[twin_cond[k]])
+    plain = _SpyUNet()
+    t2i.fit_denoiser(plain, clips, cond_idx, embeds, torch.zeros(2, 3), steps=2, batch=4, lr=1e-3, seed=0, log=None)
+    assert not any(torch.equal(x[2:], x[:2].flip(2)) for x, _, _ in plain.calls)
+
+
+def test_time_reversed_twins_refuse_bad_arguments() -> None:
+    clips, embeds = torch.zeros(2, 4, 3, 8, 8), torch.zeros(3, 2, 3)
+    with pytest.raises(ValueError, match="need clips"):
+        t2i.check_twins(torch.zeros(2, 4, 8, 8), embeds, torch.zeros(3, dtype=torch.long), 4)
+    with pytest.raises(ValueError, match=r"one index per condition \(3\), got \(2,\)"):
+        t2i.check_twins(clips, embeds, torch.zeros(2, dtype=torch.long), 4)
+    with pytest.raises(ValueError, match=r"even batch of at least 2 \(clip \+ twin\), got 3"):
+        t2i.check_twins(clips, embeds, torch.zeros(3, dtype=torch.long), 3)
+    t2i.check_twins(clips, embeds, None, 3)  # no twins: any batch
+
+
+def test_reversed_caption_turns_every_linear_motion_and_the_pan_around() -> None:
+    from recut import toy
+
+    def scene(*motions: str, pan: str = "none") -> toy.ToyScene:
+        colours = ("red", "blue")[: len(motions)]
+        objects = [toy.ToyObject(shape="square", colour=c, motion=m) for c, m in zip(colours, motions, strict=True)]
+        return toy.ToyScene(objects=objects, camera_pan=pan, frames=8)
+
+    assert t2v.reversed_caption(scene("left")) == "a red square moving right over a plain white background"
+    assert t2v.reversed_caption(scene("down", "static", pan="right")) == (
+        "a red square moving up and a blue square over a plain white background, camera panning left"
+    )
+    assert t2v.reversed_caption(scene("static")) == toy.caption(scene("static"))
+    with pytest.raises(ValueError, match="a wave path has no caption for its reverse"):
+        t2v.reversed_caption(scene("up", "wave"))
+
+
+def test_the_t2v_command_line_trains_with_twins(tmp_path: Path) -> None:
+    from recut import toy
+
+    t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--init-from", "none", "--twins"])
+    info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())
+    scenes = t2v.t2v_scenes(t2v.TRAIN_SEED, info["n_clips"], frames=info["frames"])
+    caps = {toy.caption(s) for s in scenes}
+    both = caps | {t2v.reversed_caption(s) for s in scenes}
+    assert info["time_reversed_twins"] is True and info["n_captions"] == len(both) > len(caps)

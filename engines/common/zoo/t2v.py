@@ -28,6 +28,7 @@ CLI: ``python -m engines.common.zoo.t2v train [--quick] [--out DIR]`` / ``check 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import time
@@ -47,6 +48,7 @@ from recut import toy
 DEFAULT_OUT = t2i.TOY_ROOT / "t2v"
 FRAMES = 8
 DIRECTIONS = ("left", "right", "up", "down")
+OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 TRAIN_SEED = 1100
 HELDOUT_SEED = 9100
 TRAIN_CLIPS = 1500
@@ -74,6 +76,10 @@ TEMPORAL_WEIGHT = 16.0
 #: held-out 9100): colour+shape 0.833 / 0.812 against 0.729 / 0.667 guiding at every step
 #: (benchmarks/ZOO_B.md).
 GUIDANCE_INTERVAL = (0.3, 1.0)
+
+#: Train on time-reversed twins (:func:`t2i.fit_denoiser`): half of each batch's clips played
+#: backwards under their :func:`reversed_caption`.
+TWINS = False
 
 #: Share of training steps on still images (joint image-video training, :func:`t2i.fit_denoiser`).
 IMAGE_FRAC = 0.0
@@ -127,6 +133,18 @@ def training_clips(
         vae, f"t2v-{seed}-{count}-{frames}", lambda: t2i.render_frames(scenes).reshape(n * frames, 64, 64, 3), cache
     )
     return scenes, lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def reversed_caption(scene: toy.ToyScene) -> str:
+    """The caption of ``scene`` played backwards: each linear motion and the camera pan turned
+    around (:data:`OPPOSITE`); static objects stay.  A circle or wave path has no word for its
+    reverse, so such a scene is refused."""
+    bad = [o.motion for o in scene.objects if o.motion in ("circle", "wave")]
+    if bad:
+        raise ValueError(f"a {bad[0]} path has no caption for its reverse; twins need static or linear motions")
+    objects = [o.model_copy(update={"motion": OPPOSITE.get(o.motion, o.motion)}) for o in scene.objects]
+    pan = OPPOSITE.get(scene.camera_pan, scene.camera_pan)
+    return toy.caption(scene.model_copy(update={"objects": objects, "camera_pan": pan}))
 
 
 def heldout_prompts(n: int = 48, seed: int = HELDOUT_SEED) -> list[str]:
@@ -291,7 +309,6 @@ def check(
     return figs
 
 
-OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 PROBE_SEED = 77000
 PROBE_TIMESTEPS = (600, 900, 999)
 
@@ -384,6 +401,7 @@ def train(
     image_from_step: int = 0,
     image_scenes: int | None = None,
     cooldown: int | None = None,
+    twins: bool = TWINS,
     threads: int = 1,
     log=print,
 ) -> dict[str, Any]:
@@ -397,8 +415,9 @@ def train(
     ``image_frac``/``image_from_step``: joint training on the T2I recipe's still images
     (``image_scenes`` of them, default the T2I's count; see :func:`t2i.fit_denoiser`).
     ``cooldown``: LR decay steps at the end (default :data:`COOLDOWN`, at most the run's steps; 0 in
-    quick mode or with the cosine schedule).  ``threads``: torch intra-op threads (1 suits a shared
-    machine)."""
+    quick mode or with the cosine schedule).  ``twins``: each batch is half clips, half their
+    time-reversed twins under the :func:`reversed_caption` (:func:`t2i.fit_denoiser`).
+    ``threads``: torch intra-op threads (1 suits a shared machine)."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
     comp, tok, vae = t2i.setup_training(components, seed, text_encoder, threads)
@@ -457,6 +476,7 @@ def train(
         t_start=t_start,
         prep=prep,
         images=images,
+        twins=[reversed_caption(sc) for sc in scenes] if twins else None,
         extra={
             "n_clips": n,
             "frames": t_n,
@@ -490,6 +510,12 @@ def _train_args(a) -> None:
     )
     a.add_argument("--image-from-step", type=whole(0), default=0, help="first step that may be an image step")
     a.add_argument("--image-scenes", type=whole(1), help="how many still images (default: the T2I's count)")
+    a.add_argument(
+        "--twins",
+        action=argparse.BooleanOptionalAction,
+        default=TWINS,
+        help="half of each batch: the other half's clips played backwards under the reversed captions",
+    )
     a.add_argument(
         "--temporal-weight",
         type=non_negative,
