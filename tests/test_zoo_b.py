@@ -447,58 +447,67 @@ class _SpyUNet(torch.nn.Module):
         return SimpleNamespace(sample=x * self.w)
 
 
-def test_time_reversed_twins_pair_each_clip_with_its_reverse_under_the_twin_caption() -> None:
-    """With ``twin_cond``, the second half of every batch is the first half played backwards: the
-    noisy clips are exact reverses (same timestep, reversed noise) and each is conditioned on its
-    caption's twin; static captions are their own twins."""
-    clips = torch.randn(6, 4, 5, 2, 2)
-    cond_idx = torch.tensor([0, 1, 2, 0, 1, 2])  # 0 "moving left", 1 "moving right", 2 static
+def test_direction_twins_pair_each_clip_with_its_twin_at_the_same_noise() -> None:
+    """With ``twins``, the second half of every batch is the first half's twins under their own
+    captions, noised at the same timestep with the same noise."""
+    clips, twins = torch.randn(6, 4, 5, 2, 2), torch.randn(6, 4, 5, 2, 2)
+    cond_idx, twin_idx = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([1, 0, 2, 1, 0, 2])
     embeds = torch.randn(3, 2, 3)
-    twin_cond = torch.tensor([1, 0, 2])
     unet = _SpyUNet()
     figs = t2i.fit_denoiser(
-        unet, clips, cond_idx, embeds, torch.zeros(2, 3), twin_cond=twin_cond, cfg_drop=0.0,
-        steps=6, batch=4, lr=1e-3, seed=0, log=None,
+        unet, clips, cond_idx, embeds, torch.zeros(2, 3), twins=twins, twin_cond_idx=twin_idx, cfg_drop=0.0,
+        steps=6, batch=4, lr=1e-3, seed=0, log=None, noise_schedule=t2v.SCHEDULE,
     )  # fmt: skip
-    assert figs["time_reversed_twins"] is True and len(unet.calls) == 6
+    assert figs["direction_twins"] is True and len(unet.calls) == 6
+    acp = t2i.ddpm_scheduler(t2v.SCHEDULE).alphas_cumprod
     for x, t, c in unet.calls:
-        assert x.shape == (4, 4, 5, 2, 2)
-        assert torch.equal(x[2:], x[:2].flip(2)) and not torch.equal(x[2:], x[:2])
-        assert torch.equal(t[2:], t[:2])
-        for i in range(2):
-            k = next(j for j in range(3) if torch.equal(c[i], embeds[j]))
-            assert torch.equal(c[i + 2], embeds[twin_cond[k]])
+        assert x.shape == (4, 4, 5, 2, 2) and torch.equal(t[2:], t[:2])
+        a = acp[t].view(-1, 1, 1, 1, 1)
+        for i in range(2):  # which clip is in slot i: the one whose noisy version leaves the same noise as its twin
+            noise = [(x[i] - a[i].sqrt() * clips[n]) / (1 - a[i]).sqrt() for n in range(6)]
+            twin_noise = [(x[i + 2] - a[i].sqrt() * twins[n]) / (1 - a[i]).sqrt() for n in range(6)]
+            n = next(n for n in range(6) if torch.allclose(noise[n], twin_noise[n], atol=1e-4))
+            assert torch.equal(c[i], embeds[cond_idx[n]]) and torch.equal(c[i + 2], embeds[twin_idx[n]])
     plain = _SpyUNet()
     t2i.fit_denoiser(plain, clips, cond_idx, embeds, torch.zeros(2, 3), steps=2, batch=4, lr=1e-3, seed=0, log=None)
-    assert not any(torch.equal(x[2:], x[:2].flip(2)) for x, _, _ in plain.calls)
+    assert not any(torch.equal(t[2:], t[:2]) for _, t, _ in plain.calls)  # without twins: independent draws
 
 
-def test_time_reversed_twins_refuse_bad_arguments() -> None:
-    clips, embeds = torch.zeros(2, 4, 3, 8, 8), torch.zeros(3, 2, 3)
+def test_direction_twins_refuse_bad_arguments() -> None:
+    clips, idx = torch.zeros(2, 4, 3, 8, 8), torch.zeros(2, dtype=torch.long)
+    with pytest.raises(ValueError, match="need both twins and twin_cond_idx"):
+        t2i.check_twins(clips, clips, None, 4)
     with pytest.raises(ValueError, match="need clips"):
-        t2i.check_twins(torch.zeros(2, 4, 8, 8), embeds, torch.zeros(3, dtype=torch.long), 4)
-    with pytest.raises(ValueError, match=r"one index per condition \(3\), got \(2,\)"):
-        t2i.check_twins(clips, embeds, torch.zeros(2, dtype=torch.long), 4)
+        t2i.check_twins(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8), idx, 4)
+    with pytest.raises(ValueError, match=r"twins must match the clips' shape \(2, 4, 3, 8, 8\)"):
+        t2i.check_twins(clips, torch.zeros(3, 4, 3, 8, 8), idx, 4)
+    with pytest.raises(ValueError, match=r"one index per clip \(2\), got \(3,\)"):
+        t2i.check_twins(clips, clips, torch.zeros(3, dtype=torch.long), 4)
     with pytest.raises(ValueError, match=r"even batch of at least 2 \(clip \+ twin\), got 3"):
-        t2i.check_twins(clips, embeds, torch.zeros(3, dtype=torch.long), 3)
-    t2i.check_twins(clips, embeds, None, 3)  # no twins: any batch
+        t2i.check_twins(clips, clips, idx, 3)
+    t2i.check_twins(clips, None, None, 3)  # no twins: any batch
 
 
-def test_reversed_caption_turns_every_linear_motion_and_the_pan_around() -> None:
+def test_opposite_scene_turns_every_linear_motion_and_the_pan_around() -> None:
     from recut import toy
 
     def scene(*motions: str, pan: str = "none") -> toy.ToyScene:
         colours = ("red", "blue")[: len(motions)]
         objects = [toy.ToyObject(shape="square", colour=c, motion=m) for c, m in zip(colours, motions, strict=True)]
-        return toy.ToyScene(objects=objects, camera_pan=pan, frames=8)
+        return toy.ToyScene(objects=objects, camera_pan=pan, frames=8, seed=3)
 
-    assert t2v.reversed_caption(scene("left")) == "a red square moving right over a plain white background"
-    assert t2v.reversed_caption(scene("down", "static", pan="right")) == (
+    left = scene("left")
+    assert toy.caption(t2v.opposite_scene(left)) == "a red square moving right over a plain white background"
+    assert toy.caption(t2v.opposite_scene(scene("down", "static", pan="right"))) == (
         "a red square moving up and a blue square over a plain white background, camera panning left"
     )
-    assert t2v.reversed_caption(scene("static")) == toy.caption(scene("static"))
-    with pytest.raises(ValueError, match="a wave path has no caption for its reverse"):
-        t2v.reversed_caption(scene("up", "wave"))
+    assert t2v.opposite_scene(scene("static")) == scene("static")
+    # the twin is the generator's own clip of the opposite motion: same look, same row, mirrored path
+    a, b = toy.render(left), toy.render(t2v.opposite_scene(left))
+    ta, tb = np.asarray(a.tracks)[0], np.asarray(b.tracks)[0]
+    assert np.allclose(ta[:, 1], tb[:, 1]) and (np.diff(ta[:, 0]) < 0).all() and (np.diff(tb[:, 0]) > 0).all()
+    with pytest.raises(ValueError, match="a wave path has no opposite direction"):
+        t2v.opposite_scene(scene("up", "wave"))
 
 
 def test_the_t2v_command_line_trains_with_twins(tmp_path: Path) -> None:
@@ -508,5 +517,5 @@ def test_the_t2v_command_line_trains_with_twins(tmp_path: Path) -> None:
     info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())
     scenes = t2v.t2v_scenes(t2v.TRAIN_SEED, info["n_clips"], frames=info["frames"])
     caps = {toy.caption(s) for s in scenes}
-    both = caps | {t2v.reversed_caption(s) for s in scenes}
-    assert info["time_reversed_twins"] is True and info["n_captions"] == len(both) > len(caps)
+    both = caps | {toy.caption(t2v.opposite_scene(s)) for s in scenes}
+    assert info["direction_twins"] is True and info["n_captions"] == len(both) > len(caps)

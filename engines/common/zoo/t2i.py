@@ -303,18 +303,24 @@ def check_images(
         )
 
 
-def check_twins(latents: torch.Tensor, embeds: torch.Tensor, twin_cond: torch.Tensor | None, batch: int) -> None:
-    """The time-reversed twins of :func:`fit_denoiser`: clips, one twin index per condition, an even batch."""
-    if twin_cond is None:
+def check_twins(
+    latents: torch.Tensor, twins: torch.Tensor | None, twin_cond_idx: torch.Tensor | None, batch: int
+) -> None:
+    """The direction twins of :func:`fit_denoiser`: one twin clip and condition per clip, an even batch."""
+    if twins is None and twin_cond_idx is None:
         return
+    if twins is None or twin_cond_idx is None:
+        raise ValueError("direction twins need both twins and twin_cond_idx")
     if latents.dim() != 5:
-        raise ValueError(f"time-reversed twins need clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
-    if twin_cond.shape != embeds.shape[:1]:
+        raise ValueError(f"direction twins need clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
+    if twins.shape != latents.shape:
+        raise ValueError(f"twins must match the clips' shape {tuple(latents.shape)}, got {tuple(twins.shape)}")
+    if twin_cond_idx.shape != latents.shape[:1]:
         raise ValueError(
-            f"twin_cond must have one index per condition ({embeds.shape[0]}), got {tuple(twin_cond.shape)}"
+            f"twin_cond_idx must have one index per clip ({latents.shape[0]}), got {tuple(twin_cond_idx.shape)}"
         )
     if batch < 2 or batch % 2:
-        raise ValueError(f"time-reversed twins need an even batch of at least 2 (clip + twin), got {batch}")
+        raise ValueError(f"direction twins need an even batch of at least 2 (clip + twin), got {batch}")
 
 
 def fit_denoiser(
@@ -344,7 +350,8 @@ def fit_denoiser(
     image_cond_idx: torch.Tensor | None = None,
     image_frac: float = 0.0,
     image_from_step: int = 0,
-    twin_cond: torch.Tensor | None = None,
+    twins: torch.Tensor | None = None,
+    twin_cond_idx: torch.Tensor | None = None,
     log=print,
 ) -> dict[str, Any]:
     """DDPM training (epsilon or v prediction, as ``noise_schedule`` says; default SD-1.5, epsilon)
@@ -381,18 +388,17 @@ def fit_denoiser(
     distinct images than the clips hold.  No random draw is made before ``image_from_step``, so a
     run resumed there with images added continues exactly as one planned that way.
 
-    Time-reversed twins (3-D only): with ``twin_cond`` (for each condition, the index of the
-    caption of the same clip played backwards: ``moving left`` <-> ``moving right``, ``up`` <->
-    ``down``), a clip step draws ``batch // 2`` clips and adds each one's twin: its frames in reverse
-    order under the twin caption, noised at the same timestep with the same noise, reversed.  A twin
-    pair has the same look and the opposite motion, so what tells their targets apart is the
-    direction word alone."""
+    Direction twins (3-D only): ``twins [N,C,F,H,W]`` holds, for each clip, the same scene rendered
+    with every motion turned around (``moving left`` <-> ``moving right``, ``up`` <-> ``down``),
+    conditioned on ``embeds[twin_cond_idx[n]]``.  A clip step then draws ``batch // 2`` clips and
+    adds each one's twin, noised at the same timestep with the same noise: a twin pair has the same
+    look and opposite motions, so what tells their targets apart is the direction word alone."""
     if temporal_weight < 0:
         raise ValueError(f"temporal_weight must be >= 0, got {temporal_weight}")
     if temporal_weight and latents.dim() != 5:
         raise ValueError(f"temporal_weight needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
     check_images(latents, images, image_cond_idx, image_frac, image_from_step)
-    check_twins(latents, embeds, twin_cond, batch)
+    check_twins(latents, twins, twin_cond_idx, batch)
     check_cooldown(cooldown, steps, schedule)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -438,10 +444,9 @@ def fit_denoiser(
             idx = torch.randint(0, images.shape[0], (batch * latents.shape[2],), generator=g)
             x0, c = images[idx].unsqueeze(2), embeds[image_cond_idx[idx]]
             image_steps += 1
-        elif twin_cond is not None:  # half the batch, each clip with its time-reversed twin
+        elif twins is not None:  # half the batch, each clip with its direction twin
             idx = torch.randint(0, n, (batch // 2,), generator=g)
-            x0, ci = latents[idx], cond_idx[idx]
-            x0, c = torch.cat([x0, x0.flip(2)]), embeds[torch.cat([ci, twin_cond[ci]])]
+            x0, c = torch.cat([latents[idx], twins[idx]]), embeds[torch.cat([cond_idx[idx], twin_cond_idx[idx]])]
         else:
             idx = torch.randint(0, n, (batch,), generator=g)
             x0, c = latents[idx], embeds[cond_idx[idx]]
@@ -449,10 +454,9 @@ def fit_denoiser(
         drop = torch.rand(b, generator=g) < cfg_drop
         if drop.any():
             c = torch.where(drop[:, None, None], null_embed[None].expand_as(c), c)
-        if twin_cond is not None and not still:
+        if twins is not None and not still:  # a twin pair shares its timestep and noise
             t = torch.randint(0, sched.config.num_train_timesteps, (b // 2,), generator=g).repeat(2)
-            noise = torch.randn((b // 2, *x0.shape[1:]), generator=g)
-            noise = torch.cat([noise, noise.flip(2)])
+            noise = torch.randn((b // 2, *x0.shape[1:]), generator=g).repeat(2, *([1] * (x0.dim() - 1)))
         else:
             t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g)
             noise = torch.randn(x0.shape, generator=g)
@@ -509,7 +513,7 @@ def fit_denoiser(
         "ema_decay": ema_decay,
         "min_snr_gamma": min_snr,
         **({"temporal_weight": temporal_weight} if temporal_weight else {}),
-        **({"time_reversed_twins": True} if twin_cond is not None else {}),
+        **({"direction_twins": True} if twins is not None else {}),
         **(
             {"image_frac": image_frac, "image_from_step": image_from_step, "image_steps": image_steps}
             if image_frac
@@ -536,17 +540,15 @@ def fit_captions(
     max_seconds: float | None,
     fit_kw: dict[str, Any],
     images: tuple[torch.Tensor, Sequence[str]] | None = None,
-    twins: Sequence[str] | None = None,
+    twins: tuple[torch.Tensor, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """:func:`fit_denoiser` conditioned on the frozen text encoder ``comp/text_encoder``'s hidden
     states of ``captions`` (each distinct caption encoded once).  ``images``: still-image latents
-    and their captions for joint training (``fit_kw`` then sets ``image_frac``).  ``twins``: the
-    caption of each clip played backwards, for :func:`fit_denoiser`'s time-reversed twins."""
+    and their captions for joint training (``fit_kw`` then sets ``image_frac``).  ``twins``: each
+    clip's direction twin and its caption (:func:`fit_denoiser`)."""
     img_caps = list(images[1]) if images is not None else []
-    twin_of: dict[str, str] = {}
-    for c, tw in zip(captions, twins or (), strict=twins is not None):
-        twin_of[c], twin_of[tw] = tw, c
-    uniq = sorted(set(captions) | set(img_caps) | set(twin_of))
+    twin_caps = list(twins[1]) if twins is not None else []
+    uniq = sorted(set(captions) | set(img_caps) | set(twin_caps))
     where = {c: i for i, c in enumerate(uniq)}
     cond_idx = torch.tensor([where[c] for c in captions])
     te = CLIPTextModel_from(comp)
@@ -554,7 +556,7 @@ def fit_captions(
     null = encode_text(tok, te, [""])[0]
     figs: dict[str, Any] = {"n_captions": len(uniq)}
     if twins is not None:
-        fit_kw = {**fit_kw, "twin_cond": torch.tensor([where[twin_of.get(c, c)] for c in uniq])}
+        fit_kw = {**fit_kw, "twins": twins[0], "twin_cond_idx": torch.tensor([where[c] for c in twin_caps])}
     if images is not None:
         fit_kw = {**fit_kw, "images": images[0], "image_cond_idx": torch.tensor([where[c] for c in img_caps])}
         figs["n_images"] = len(img_caps)
@@ -811,7 +813,7 @@ def fit_and_save(
     prep: float,
     extra: dict[str, Any],
     images: tuple[torch.Tensor, Sequence[str]] | None = None,
-    twins: Sequence[str] | None = None,
+    twins: tuple[torch.Tensor, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """:func:`fit_captions`, then the figures and the pipeline folder (shared by T2I and T2V)."""
     figs = fit_captions(

@@ -77,8 +77,8 @@ TEMPORAL_WEIGHT = 16.0
 #: (benchmarks/ZOO_B.md).
 GUIDANCE_INTERVAL = (0.3, 1.0)
 
-#: Train on time-reversed twins (:func:`t2i.fit_denoiser`): half of each batch's clips played
-#: backwards under their :func:`reversed_caption`.
+#: Train on direction twins (:func:`t2i.fit_denoiser`): half of each batch is the other half's
+#: scenes rendered with every motion turned around (:func:`opposite_scene`).
 TWINS = False
 
 #: Share of training steps on still images (joint image-video training, :func:`t2i.fit_denoiser`).
@@ -135,16 +135,27 @@ def training_clips(
     return scenes, lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
 
 
-def reversed_caption(scene: toy.ToyScene) -> str:
-    """The caption of ``scene`` played backwards: each linear motion and the camera pan turned
-    around (:data:`OPPOSITE`); static objects stay.  A circle or wave path has no word for its
-    reverse, so such a scene is refused."""
+def twin_clips(
+    vae, scenes: Sequence[toy.ToyScene], key: str, cache: str | os.PathLike[str] | None = None
+) -> tuple[list[str], torch.Tensor]:
+    """Each scene's direction twin (:func:`opposite_scene`): its caption and its clip as ``vae``
+    latents ``[N,C,T,h,w]`` (memoised in ``cache`` under ``key``)."""
+    twins = [opposite_scene(s) for s in scenes]
+    n, frames = len(twins), twins[0].frames
+    lat = t2i.cached_latents(vae, key, lambda: t2i.render_frames(twins).reshape(n * frames, 64, 64, 3), cache)
+    return [toy.caption(s) for s in twins], lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def opposite_scene(scene: toy.ToyScene) -> toy.ToyScene:
+    """``scene`` with every linear motion and the camera pan turned around (:data:`OPPOSITE`):
+    the same objects, background and seed, so the same look, rendered by the generator's own rules
+    (a linear path starts on the side opposite its direction).  Static objects stay.  A circle or
+    wave path has no opposite word, so such a scene is refused."""
     bad = [o.motion for o in scene.objects if o.motion in ("circle", "wave")]
     if bad:
-        raise ValueError(f"a {bad[0]} path has no caption for its reverse; twins need static or linear motions")
+        raise ValueError(f"a {bad[0]} path has no opposite direction; twins need static or linear motions")
     objects = [o.model_copy(update={"motion": OPPOSITE.get(o.motion, o.motion)}) for o in scene.objects]
-    pan = OPPOSITE.get(scene.camera_pan, scene.camera_pan)
-    return toy.caption(scene.model_copy(update={"objects": objects, "camera_pan": pan}))
+    return scene.model_copy(update={"objects": objects, "camera_pan": OPPOSITE.get(scene.camera_pan, "none")})
 
 
 def heldout_prompts(n: int = 48, seed: int = HELDOUT_SEED) -> list[str]:
@@ -416,7 +427,7 @@ def train(
     (``image_scenes`` of them, default the T2I's count; see :func:`t2i.fit_denoiser`).
     ``cooldown``: LR decay steps at the end (default :data:`COOLDOWN`, at most the run's steps; 0 in
     quick mode or with the cosine schedule).  ``twins``: each batch is half clips, half their
-    time-reversed twins under the :func:`reversed_caption` (:func:`t2i.fit_denoiser`).
+    direction twins (:func:`opposite_scene`, :func:`t2i.fit_denoiser`).
     ``threads``: torch intra-op threads (1 suits a shared machine)."""
     t_start = time.perf_counter()
     noise_schedule = noise_schedule or SCHEDULE
@@ -432,6 +443,10 @@ def train(
     scenes, latents = training_clips(vae, TRAIN_SEED + seed, n_scenes, frames, cache)
     n, t_n = len(scenes), frames
     caps = [toy.caption(s) for s in scenes]
+    twin_data = None
+    if twins:
+        twin_caps, twin_lat = twin_clips(vae, scenes, f"t2v-twins-{TRAIN_SEED + seed}-{n_scenes}-{frames}", cache)
+        twin_data = (twin_lat, twin_caps)
     images = None
     if image_frac:
         n_img = image_scenes or (16 if quick else t2i.TRAIN_SCENES)
@@ -476,7 +491,7 @@ def train(
         t_start=t_start,
         prep=prep,
         images=images,
-        twins=[reversed_caption(sc) for sc in scenes] if twins else None,
+        twins=twin_data,
         extra={
             "n_clips": n,
             "frames": t_n,
@@ -514,7 +529,7 @@ def _train_args(a) -> None:
         "--twins",
         action=argparse.BooleanOptionalAction,
         default=TWINS,
-        help="half of each batch: the other half's clips played backwards under the reversed captions",
+        help="half of each batch: the other half's scenes rendered with every motion turned around",
     )
     a.add_argument(
         "--temporal-weight",
