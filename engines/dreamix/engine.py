@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from engines.common import sampling
+from engines.common.params import check_guided
 from engines.common.sampling import Components
 from engines.common.stages import EVALUATE, PREPROCESS, preprocess
 from engines.common.stages import evaluate as common_evaluate
@@ -294,6 +295,14 @@ class DreamixEngine(Engine):
                     issues.append((f"{where}.cascade" + (f".{suffix}" if suffix else ""), msg))
                 else:
                     issues.append(("model.profile", f"the profile's cascade does not chain: {msg}"))
+            # 5. every v2v stage runs from its own strength with the same guidance interval
+            for k, st in enumerate(stages[1:], start=1):
+                try:
+                    check_guided(rp.guidance_interval, st.strength, rp.guidance_scale)
+                except ValueError as exc:
+                    source = "params.cascade" if isinstance(casc, list) else f"the {model.name} profile's cascade"
+                    field = where if where.startswith("sweep") else f"{where}.guidance_interval"
+                    issues.append((field, f"{source}, stage {k} ({st.role}, strength {st.strength}): {exc}"))
         return list(dict.fromkeys(issues))  # each problem once (sweep values can repeat one)
 
     # -- stages ------------------------------------------------------------
