@@ -171,6 +171,12 @@ def chain_problems(stages: list[CascadeStage]) -> list[tuple[str, str]]:
     return out
 
 
+def _field(where: str, name: str) -> str:
+    """Where a check of the resolved params ``name`` reports: a sweep value (``sweep.<key>``) as
+    itself, otherwise the field under its params block (``params.<name>``, ``edits.N.params.<name>``)."""
+    return where if where.startswith("sweep") else f"{where}.{name}"
+
+
 class DreamixEngine(Engine):
     name = "dreamix"
     description = (
@@ -259,7 +265,7 @@ class DreamixEngine(Engine):
             if rp.alpha and rp.alpha > 0:
                 issues.append(
                     (
-                        f"{where}.alpha" if not where.startswith("sweep") else where,
+                        _field(where, "alpha"),
                         f"subject mode finetunes on an image collection, which has no motion; alpha must be 0 "
                         f"(got {rp.alpha})",
                     )
@@ -267,7 +273,7 @@ class DreamixEngine(Engine):
             if rp.strength is not None and rp.strength < 1.0:
                 issues.append(
                     (
-                        f"{where}.strength" if not where.startswith("sweep") else where,
+                        _field(where, "strength"),
                         f"subject mode generates from text alone; strength must be 1 (got {rp.strength})",
                     )
                 )
@@ -301,8 +307,12 @@ class DreamixEngine(Engine):
                     check_guided(rp.guidance_interval, st.strength, rp.guidance_scale)
                 except ValueError as exc:
                     source = "params.cascade" if isinstance(casc, list) else f"the {model.name} profile's cascade"
-                    field = where if where.startswith("sweep") else f"{where}.guidance_interval"
-                    issues.append((field, f"{source}, stage {k} ({st.role}, strength {st.strength}): {exc}"))
+                    issues.append(
+                        (
+                            _field(where, "guidance_interval"),
+                            f"{source}, stage {k} ({st.role}, strength {st.strength}): {exc}",
+                        )
+                    )
         return list(dict.fromkeys(issues))  # each problem once (sweep values can repeat one)
 
     # -- stages ------------------------------------------------------------
