@@ -19,6 +19,9 @@ import tempfile
 
 from engines.common.zoo import t2i, t2v
 
+BUDGET_MIN = 30  # the zoo's training budget per model
+REFERENCE_T2I_STEP = 0.29  # s/step of the T2I recipe (2 threads) on the machine the budget was set on
+
 
 def step_seconds(train, short: int, long: int, **kw) -> float:
     times = []
@@ -41,7 +44,8 @@ def main() -> None:
         s_img = step_seconds(t2i.train, a.short, a.long, threads=th, cache=a.cache)
         print(
             f"threads {th}: T2I {s_img:.3f} s/step (batch {t2i.TRAIN_BATCH}); "
-            f"{t2i.TRAIN_STEPS} steps = {s_img * t2i.TRAIN_STEPS / 60:.1f} min",
+            f"{t2i.TRAIN_STEPS} steps = {s_img * t2i.TRAIN_STEPS / 60:.1f} min; "
+            f"steps in {BUDGET_MIN} min at the reference pace: {BUDGET_MIN * 60 / REFERENCE_T2I_STEP:.0f}",
             flush=True,
         )
         for b in a.t2v_batch:
@@ -49,7 +53,8 @@ def main() -> None:
             print(
                 f"threads {th}: T2V {s:.3f} s/step (batch {b}) = {s / s_img:.2f} T2I steps; "
                 f"{t2v.TRAIN_STEPS} steps = {s * t2v.TRAIN_STEPS / 60:.1f} min; "
-                f"steps in 30 min at the budget machine's T2I pace (0.29 s/step): {30 * 60 / (0.29 * s / s_img):.0f}",
+                f"steps in {BUDGET_MIN} min at the reference pace ({REFERENCE_T2I_STEP} s per T2I step): "
+                f"{BUDGET_MIN * 60 / (REFERENCE_T2I_STEP * s / s_img):.0f}",
                 flush=True,
             )
 
