@@ -8,7 +8,7 @@ toy profile, one torch thread.  Prints markdown tables:
 2. finetuning improves fidelity at high s;
 3. motion edits ("moving left" -> "moving right"): success with mixed finetuning vs video-only;
 4. an animated image (pan, alpha 0) and a subject-driven clip (image collection, alpha 0): colour,
-   shape and motion judged with engines/common/zoo/judge.py;
+   shape and motion judged with toyworld/judge.py;
 5. a 3x3 sweep (finetune steps x s) through the planner and the store: 3 finetunes, 9 samples.
 
 Usage: ``nice -n 10 python benchmarks/bench_dreamix.py [--scenes N] [--only NAME ...] [--video DIR]``
@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 from engines.common.params import check_guided, check_interval
-from engines.common.zoo.judge import judge_object, judge_reconstruction
 from engines.dreamix import ENGINE
 from engines.dreamix.params import DreamixParams, with_rare_token
-from recut import toy
 from recut.engine import StageContext
 from recut.models import resolve
+from toyworld import scene as toy
+from toyworld.judge import judge_object, judge_reconstruction
 
 torch.set_num_threads(1)
 
@@ -127,7 +127,7 @@ CLEAN = 0.5
 
 def judge(frames: np.ndarray, colour: str, shape: str | None = None, motion: str | None = None) -> dict[str, Any]:
     """judge_object, with every attribute counted only on clean output (white background kept)."""
-    from recut.toy import colour_mask
+    from toyworld.scene import colour_mask
 
     j = judge_object(frames, colour, shape, motion)
     j["background"] = float(colour_mask(frames, "white").mean())
@@ -290,7 +290,7 @@ ROW_TOL = 4.0
 def row_error(out: np.ndarray, ref: np.ndarray, colour: str) -> float:
     """Pixels between the object's mean row (centroid y over the frames where it is found) in the
     output and in the input; infinite when the output never shows it."""
-    from engines.common.zoo.judge import object_masks
+    from toyworld.judge import object_masks
 
     def mean_row(frames: np.ndarray) -> float:
         masks, present = object_masks(frames, colour)
@@ -304,7 +304,7 @@ def background_psnr(out: np.ndarray, ref: np.ndarray, colour: str) -> float:
     """PSNR over the pixels outside the object (its colour's component in either clip, grown by 2 px):
     fidelity of what a motion edit should leave alone."""
     from engines.common.metrics import psnr
-    from engines.common.zoo.judge import object_masks
+    from toyworld.judge import object_masks
 
     obj = object_masks(out, colour)[0] | object_masks(ref, colour)[0]
     grown = np.stack([cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for m in obj])

@@ -17,7 +17,7 @@ colour.  Parts:
    sampler; PSNR against the null-text reconstruction with shared guidance
    (must be identical up to float noise) and with decoupled guidance.
 3. ``swap``: colour word swap; success = the ground-truth judge
-   (engines/common/zoo/judge.py::judge_caption) finds the target colour on the
+   (toyworld/judge.py::judge_caption) finds the target colour on the
    object; masked PSNR outside the object (silhouette dilated by one pixel,
    as `evaluate.mask: truth`); success with the rest kept = success and masked PSNR
    >= 20 dB (the judge alone also accepts a frame that turned the target colour
@@ -87,7 +87,7 @@ SETTINGS: dict[str, Any] = {
 
 
 def scene_list(n: int) -> list[Any]:
-    from recut.toy import ToyScene
+    from toyworld.scene import ToyScene
 
     out = []
     colours = list(COLOUR_SWAP)
@@ -142,7 +142,7 @@ def prepare(engine: Any, scene: Any, per_frame: bool = True) -> Prepared:
     from engines.common.finetune import FinetuneConfig, finetune, select_parameters
     from engines.common.nulltext import NullTextConfig, optimize_null_text
     from engines.videop2p.params import DEFAULT_TRAINABLE
-    from recut import toy
+    from toyworld import scene as toy
 
     c = engine.c
     clip = toy.render(scene)
@@ -301,7 +301,7 @@ def sdedit_baseline(sd_engine: Any, p: Prepared, target: str) -> np.ndarray:
 
 
 def judge_swap(frames: np.ndarray, target: str) -> bool:
-    from engines.common.zoo.judge import judge_caption
+    from toyworld.judge import judge_caption
 
     return bool(judge_caption(frames, target)[0]["colour"])
 

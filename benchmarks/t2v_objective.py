@@ -3,7 +3,7 @@ says an object moves?  An isolated synthetic task, no VAE, no text encoder.
 
 Data: 16x16 "latent" clips of 8 frames with one Gaussian blob (channel 0 up, channel 1 down)
 travelling 4-9 px left/right/up/down, starting on the side opposite to its direction (as
-`recut.toy` places linear motions), at a random position across the motion.  The condition is
+`toyworld.scene` places linear motions), at a random position across the motion.  The condition is
 one of four fixed random token sequences (one per direction; a fifth is the empty caption,
 dropped in 10 % for classifier-free guidance).
 
@@ -12,7 +12,7 @@ The UNet is the toy T2V's architecture at half width (channels 16, 32).  It trai
 
 * ``eps``: epsilon prediction, SD-1.5 schedule (what the toy T2V used before);
 * ``v-zsnr``: v-prediction, betas rescaled to zero terminal SNR, trailing DDIM timesteps
-  (Lin et al. 2024; what `engines.common.zoo.t2v.SCHEDULE` uses now).
+  (Lin et al. 2024; what `toyworld.zoo.t2v.SCHEDULE` uses now).
 
 Both keep diffusers' default ``clip_sample=True`` (the sampler clips its x0 estimate to [-1, 1];
 the blob's channel 0 peaks at 1.5), unlike the toy pipelines, which ship ``clip_sample=False``.
@@ -49,7 +49,7 @@ depend on them), so the direction must be read out of captions that differ in mu
     python benchmarks/t2v_objective.py --condition varied --text-encoder models/toy/t2v_text_encoder
 
 ``--text-encoder DIR`` encodes the captions with another ``CLIPTextModel`` folder, e.g. the T2V's
-own encoder (`engines.common.zoo.motion_text`), in which the direction word reaches the
+own encoder (`toyworld.zoo.motion_text`), in which the direction word reaches the
 end-of-text tokens:
 
     python benchmarks/t2v_objective.py --condition captions --text-encoder models/toy/t2v_text_encoder
@@ -173,7 +173,7 @@ def tokenizer_and_encoder(text_encoder: str | None):
     (frozen, eval mode)."""
     from transformers import CLIPTextModel
 
-    from engines.common.zoo import t2i
+    from toyworld.zoo import t2i
 
     tok, te, _ = t2i.load_components()
     if text_encoder is not None:
@@ -211,12 +211,12 @@ class ToySet(NamedTuple):
 
 
 def toy_data(text_encoder: str | None, cache: str | None, plain_single: bool = False) -> ToySet:
-    """The real toy T2V recipe's training clips (:func:`engines.common.zoo.t2v.t2v_scenes`, the
+    """The real toy T2V recipe's training clips (:func:`toyworld.zoo.t2v.t2v_scenes`, the
     same seed and count, encoded by the toy VAE and memoised under the same key), their captions'
     hidden states, the empty caption's, and the judge's inputs: 16 held-out prompts (4 per
     direction), their hidden states and the VAE."""
-    from engines.common.zoo import t2i, t2v
-    from recut import toy
+    from toyworld import scene as toy
+    from toyworld.zoo import t2i, t2v
 
     tok, te = tokenizer_and_encoder(text_encoder)
     _, _, vae = t2i.load_components()
@@ -235,11 +235,11 @@ def toy_data(text_encoder: str | None, cache: str | None, plain_single: bool = F
 
 def toy_accuracy(unet, toy_set: ToySet, sampler, steps: int = 20, guidance: float = 5.0) -> tuple[int, int, dict]:
     """Sample the 16 held-out prompts, decode with the toy VAE and judge them as ``t2v check``
-    does (:func:`engines.common.zoo.t2v.judge_clip`): (motion right, colour right, what the judge
+    does (:func:`toyworld.zoo.t2v.judge_clip`): (motion right, colour right, what the judge
     read per asked direction)."""
-    from engines.common.zoo import data as zoo_data
-    from engines.common.zoo import t2i, t2v
-    from engines.common.zoo import vae as zoo_vae
+    from toyworld.zoo import data as zoo_data
+    from toyworld.zoo import t2i, t2v
+    from toyworld.zoo import vae as zoo_vae
 
     prompts = toy_set.prompts
     x = sample_clips(unet, toy_set.prompt_cond, toy_set.null, sampler, steps, guidance)
@@ -253,9 +253,9 @@ def toy_accuracy(unet, toy_set: ToySet, sampler, steps: int = 20, guidance: floa
 def varied_captions(text_encoder: str | None, per_direction: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """``[4, per_direction, 40, 64]`` hidden states of single-object toy captions of each direction
     (random colour, shape, size and background, as the real T2V data), and the empty caption's."""
-    from engines.common.zoo import t2i
-    from engines.common.zoo.t2v import DIRECTIONS
-    from recut import toy
+    from toyworld import scene as toy
+    from toyworld.zoo import t2i
+    from toyworld.zoo.t2v import DIRECTIONS
 
     tok, te = tokenizer_and_encoder(text_encoder)
     caps = [

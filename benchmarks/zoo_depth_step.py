@@ -1,6 +1,6 @@
 """Seconds per training step of the toy depth recipe (benchmarks/RESULTS.md, the depth row).
 
-Runs :func:`engines.common.zoo.depth.train` itself (batch 32, augmentation, ranking loss, EMA) on
+Runs :func:`toyworld.zoo.depth.train` itself (batch 32, augmentation, ranking loss, EMA) on
 200 scenes for ``--short`` and ``--long`` steps at each thread count; the difference of the two
 training times over the difference of steps is the step time, free of rendering and start-up.
 Prints the step time per thread count and the implied time of the recipe's ``TRAIN_STEPS``.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from engines.common.zoo import depth
+from toyworld.zoo import depth
 
 
 def step_seconds(threads: int, short: int, long: int) -> float:

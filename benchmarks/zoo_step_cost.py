@@ -1,6 +1,6 @@
 """Seconds per training step of the toy T2I and T2V recipes, and what their budgets allow.
 
-Runs the trainers themselves (:func:`engines.common.zoo.t2i.train`, :func:`engines.common.zoo.t2v.train`)
+Runs the trainers themselves (:func:`toyworld.zoo.t2i.train`, :func:`toyworld.zoo.t2v.train`)
 for ``--short`` and ``--long`` steps; the difference of the two fit times over the difference of
 steps is the step time, free of data preparation and start-up.  The T2V is timed at each
 ``--t2v-batch``.  Prints each step time, the recipe's implied minutes, and the T2V's step time as a
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from engines.common.zoo import t2i, t2v
+from toyworld.zoo import t2i, t2v
 
 BUDGET_MIN = 30  # the zoo's training budget per model
 REFERENCE_T2I_STEP = 0.29  # s/step of the T2I recipe (2 threads) on the machine the budget was set on

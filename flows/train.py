@@ -26,7 +26,7 @@ from recut.store import recover_folder, swap_in_folder
 
 def order(names: list[str] | None) -> list[str]:
     """The recipes to run (default: all), dependencies first."""
-    from engines.common.zoo.recipes import RECIPES
+    from toyworld.zoo.recipes import RECIPES
 
     wanted = list(RECIPES) if not names else list(names)
     for n in wanted:
@@ -49,14 +49,14 @@ def order(names: list[str] | None) -> list[str]:
 
 @task(name="train-model", cache_policy=NONE, persist_result=False)
 def train_model(name: str, out: str, quick: bool, seed: int, threads: int = 1) -> dict[str, Any]:
-    from engines.common.zoo.recipes import RECIPES
+    from toyworld.zoo.recipes import RECIPES
 
     return RECIPES[name].train(out, quick=quick, seed=seed, threads=threads)
 
 
 @task(name="check-model", cache_policy=NONE, persist_result=False)
 def check_model(name: str, out: str) -> dict[str, Any]:
-    from engines.common.zoo.recipes import RECIPES
+    from toyworld.zoo.recipes import RECIPES
 
     r = RECIPES[name]
     return r.check(out) if r.check else {"passed": None}
@@ -68,7 +68,7 @@ def train_zoo(
 ) -> dict[str, Any]:
     """Train the named toy models (default: all) into models/toy (or out_root); a model below its
     quality bar does not replace the folder (``accepted`` false, see the module docstring)."""
-    from engines.common.zoo.recipes import RECIPES
+    from toyworld.zoo.recipes import RECIPES
 
     results: dict[str, Any] = {}
     for name in order(names):

@@ -24,6 +24,7 @@ from rich.table import Table
 from recut.cli_guard import Exit as _Exit
 from recut.cli_guard import err
 from recut.cli_guard import guard as _guard
+from recut.registry import cli_apps
 from recut.spec import SpecError, load_spec
 
 app = typer.Typer(
@@ -32,11 +33,8 @@ app = typer.Typer(
     help="recut: declarative video editing with diffusion models.",
     pretty_exceptions_enable=False,
 )
-from recut.cli_toy import toy_app  # noqa: E402
-from recut.cli_zoo import zoo_app  # noqa: E402
-
-app.add_typer(toy_app, name="toy")
-app.add_typer(zoo_app, name="zoo")
+for _name, _sub in cli_apps().items():
+    app.add_typer(_sub, name=_name)
 out = Console(soft_wrap=True)
 
 SpecArgs = Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)]
@@ -342,9 +340,9 @@ def profiles() -> None:
 @_guard
 def metrics() -> None:
     """List the metrics a spec's `evaluate` can name."""
-    from engines.common.metrics import METRICS
+    from recut.registry import metrics as registered
 
-    for m in METRICS.values():
+    for m in registered().values():
         out.print(f"[bold]{m.name}[/bold]: {m.description}")
         if m.outputs:
             out.print(f"   also reports {', '.join(m.outputs)}", markup=False)

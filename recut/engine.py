@@ -14,6 +14,7 @@ upstream.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,38 @@ class Stage:
     per_edit: bool = False
     uses_model: bool = False
     description: str = ""
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """A metric as data: what it measures and where its function lives.
+
+    The core reads these (names, ``needs``) through :func:`recut.registry.metrics` without
+    importing any evaluation code; ``fn`` imports ``impl`` (``"module:function"``) on first use.
+    A plain metric's function is ``fn(output, reference, mask) -> float``; a *contextual* one takes
+    an ``EvalContext`` (engines.common.evaluation) and may return a dict of ``reports``.
+    """
+
+    name: str
+    description: str
+    higher_is_better: bool
+    needs_reference: bool
+    impl: str
+    contextual: bool = False
+    #: What the metric needs beyond the output: a subset of {"clip", "mask", "truth", "lpips"}.
+    needs: frozenset[str] = frozenset()
+    #: Further values the metric reports besides ``name`` (its fn then returns a dict).
+    outputs: tuple[str, ...] = ()
+
+    @property
+    def reports(self) -> tuple[str, ...]:
+        """Every key this metric writes into metrics.json."""
+        return (self.name, *self.outputs)
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        module, _, attr = self.impl.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 ProgressFn = Callable[[int, int], None]

@@ -58,7 +58,7 @@ def _toy_component_profiles() -> list[Profile]:
     return [
         Profile(
             name,
-            f"One model of the toy zoo: {what}; trained on recut.toy scenes.",
+            f"One model of the toy zoo: {what}; trained on toyworld.scene scenes.",
             {role: f"models/toy/{folder}"},
             cascade=TOY_VIDEO_CASCADE if role == "video" else (),
         )
@@ -89,7 +89,7 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "toy",
-            "Small models trained on the synthetic world of recut.toy (64x64): toy CLIP, "
+            "Small models trained on the synthetic world of toyworld.scene (64x64): toy CLIP, "
             "VAE (latents 4x16x16), depth (DPT), and text-to-image/-video UNets. Edits can be "
             "verified against exact ground truth.",
             {

@@ -18,7 +18,7 @@ from typing import Any
 from recut.engine import Stage
 from recut.keys import cache_key, file_digest
 from recut.models import ResolvedModel
-from recut.registry import engine_class
+from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
 from recut.runner import Job
 from recut.spec import SpecBase, sweep_points
 from recut.store import ArtifactRef, Store
@@ -128,9 +128,7 @@ class Plan:
 def _input_view(spec: SpecBase) -> dict[str, Any]:
     inp = spec.input
     if inp.toy is not None:
-        from recut.toy import toy_digest
-
-        media = [toy_digest(inp.toy)]
+        media = [toy_scenes().toy_digest(inp.toy)]
     else:
         media = [file_digest(p) for p in inp.media]
     return {
@@ -172,11 +170,11 @@ def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model:
 
 
 def _clip_model(spec: SpecBase) -> ResolvedModel | None:
-    from engines.common.metrics import METRICS
     from recut.models import PROFILES, resolve
 
+    known = metrics()
     ev = spec.evaluation
-    if not any("clip" in METRICS[m].needs for m in ev.metrics if m in METRICS):
+    if not any("clip" in known[m].needs for m in ev.metrics if m in known):
         return None
     if ev.clip is not None:
         return ev.clip.resolve()
@@ -201,9 +199,7 @@ def _evaluate_view(spec: SpecBase) -> dict[str, Any]:
 
 
 def _lpips_weights(spec: SpecBase) -> Path | None:
-    from engines.common.lpips import find_weights
-
-    return find_weights()[0] if "lpips" in spec.evaluation.metrics else None
+    return lpips_weights()[0] if "lpips" in spec.evaluation.metrics else None
 
 
 def _runtime_view(spec: SpecBase) -> dict[str, Any]:

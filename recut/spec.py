@@ -31,7 +31,9 @@ from pydantic import (
 )
 
 from recut import models as model_registry
-from recut.toy import ToyScene
+from recut.registry import toy_scenes
+
+ToyScene = toy_scenes().ToyScene
 
 # --------------------------------------------------------------------------- errors
 
@@ -588,8 +590,10 @@ def _split(path: str) -> list[Any]:
 
 def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str]]:
     """Checks that need the whole spec: prompts, overrides, sweeps, metrics."""
-    from engines.common.metrics import METRICS
-    from recut.registry import methods
+    from recut.registry import evaluate_checks, methods
+    from recut.registry import metrics as registered_metrics
+
+    known = registered_metrics()
 
     entry = methods()[spec.method]  # type: ignore[attr-defined]
     issues: list[tuple[str, str]] = []
@@ -608,13 +612,12 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
 
     listed = isinstance(raw.get("evaluate"), list)
     for i, m in enumerate(spec.evaluation.metrics):
-        if m not in METRICS:
+        if m not in known:
             where = f"evaluate.{i}" if listed else f"evaluate.metrics.{i}"
-            issues.append((where, f"unknown metric {m!r}; known: {', '.join(sorted(METRICS))}"))
-    if all(m in METRICS for m in spec.evaluation.metrics):
-        from engines.common.evaluation import check_evaluate
-
-        issues.extend(check_evaluate(spec, listed))
+            issues.append((where, f"unknown metric {m!r}; known: {', '.join(sorted(known))}"))
+    if all(m in known for m in spec.evaluation.metrics):
+        for check in evaluate_checks():
+            issues.extend(check(spec, listed))
 
     for key, values in spec.sweep.items():
         where = f"sweep.{key}"

@@ -81,7 +81,7 @@ def _ray_shutdown():
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch intra-op thread for a module (the zoo trainers' setting; see
-    engines.common.zoo._util.set_threads), restored afterwards."""
+    toyworld.zoo._util.set_threads), restored afterwards."""
     import torch
 
     n = torch.get_num_threads()

@@ -44,8 +44,8 @@ def test_unedited_input_fails_the_same_judges() -> None:
     """The judges are not trivially satisfied: the input itself (a red circle) is not an edit."""
     import numpy as np
 
-    from engines.common.zoo.judge import judge_caption
-    from recut import toy
+    from toyworld import scene as toy
+    from toyworld.judge import judge_caption
 
     scene = toy.ToyScene(
         objects=[toy.ToyObject(shape="circle", colour="red", size="large", motion="right")],

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.common.evaluation import EvalContext, edited_region_from_truth, keep_mask, load_clip
+from engines.common.evaluation import EvalContext, keep_mask, load_clip
 from engines.common.metrics import METRICS, evaluate_all
-from recut import toy
 from recut.models import REPO_ROOT
+from toyworld import scene as toy
+from toyworld.metrics import edited_region_from_truth
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import pytest
 from engines.common.metrics import (
     METRICS,
     PSNR_CAP_DB,
-    Metric,
     compute,
     psnr,
     ssim,
     temporal_l1,
 )
+from recut.engine import MetricInfo
 
 
 def _rand(shape, seed=0):
@@ -162,7 +162,7 @@ def test_temporal_l1_mask_uses_pixels_masked_in_both_frames():
 def test_registry_entries():
     assert {"psnr", "ssim", "temporal_l1", "flow_warp_error"} <= set(METRICS)
     for name, m in METRICS.items():
-        assert isinstance(m, Metric) and m.name == name and m.description
+        assert isinstance(m, MetricInfo) and m.name == name and m.description and callable(m.fn)
     assert METRICS["psnr"].higher_is_better and METRICS["psnr"].needs_reference
     assert METRICS["ssim"].higher_is_better and METRICS["ssim"].needs_reference
     tl = METRICS["temporal_l1"]

@@ -1,4 +1,4 @@
-"""The T2V's own text encoder (engines/common/zoo/motion_text.py) and how pipelines link it.
+"""The T2V's own text encoder (toyworld/zoo/motion_text.py) and how pipelines link it.
 
 The toy CLIP's text tower hardly encodes which way an object moves (it was trained on single
 frames); the T2V's encoder must, or no UNet can learn motion from it.  These tests pin the
@@ -18,8 +18,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.common.zoo import motion_text, t2i, t2v  # noqa: E402
-from recut import toy  # noqa: E402
+from toyworld import scene as toy  # noqa: E402
+from toyworld.zoo import motion_text, t2i, t2v  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,8 +12,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from recut.cli_toy import toy_app
-from recut.toy import (
+from recut.video import read_video
+from toyworld.cli_toy import toy_app
+from toyworld.scene import (
     BACKGROUNDS,
     COLOURS,
     GENERATOR_VERSION,
@@ -38,7 +39,6 @@ from recut.toy import (
     toy_digest,
     write_clip,
 )
-from recut.video import read_video
 
 
 def _scene(*objects: ToyObject, **kw) -> ToyScene:

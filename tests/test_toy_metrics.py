@@ -13,15 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from engines.common.evaluation import (
-    EvalContext,
-    edited_region_from_truth,
-    load_toy_truth,
-    target_scene,
-)
+from engines.common.evaluation import EvalContext
 from engines.common.metrics import METRICS, evaluate_all, psnr
-from recut import toy
 from tests.conftest import Project
+from toyworld import scene as toy
+from toyworld.metrics import edited_region_from_truth, load_toy_truth, target_scene
 
 TOY_NAMES = ["toy_edit_success", "toy_unedited_psnr", "toy_unedited_objects_kept", "toy_trajectory_error"]
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from engines.common.zoo import recipes
 from recut.cli import app
 from recut.store import recover_folder, swap_in_folder
+from toyworld.zoo import recipes
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def _toy_setup():
     from diffusers import AutoencoderKL, DDIMScheduler
     from transformers import CLIPTextModel
 
-    from recut import toy
+    from toyworld import scene as toy
 
     vae = AutoencoderKL.from_pretrained(TOY / "vae").eval()
     te = CLIPTextModel.from_pretrained(TOY / "text_encoder").eval()

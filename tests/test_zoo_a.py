@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from engines.common.zoo import data, judge
-from engines.common.zoo.recipes import RECIPES, TOY_DIR, main
-from recut.toy import ToyBackground, ToyObject, ToyScene, caption_vocabulary, render
+from toyworld import judge
+from toyworld.scene import ToyBackground, ToyObject, ToyScene, caption_vocabulary, render
+from toyworld.zoo import data
+from toyworld.zoo.recipes import RECIPES, TOY_DIR, main
 
 torch.set_num_threads(1)
 
@@ -40,7 +41,7 @@ needs = {
 
 
 def test_tokenizer_words_are_single_tokens(tmp_path: Path) -> None:
-    from engines.common.zoo import tokenizer
+    from toyworld import tokenizer
 
     folder = tokenizer.save_tokenizer(tmp_path / "tok")
     res = tokenizer.check_tokenizer(folder)
@@ -61,7 +62,7 @@ def test_tokenizer_words_are_single_tokens(tmp_path: Path) -> None:
 
 @needs["tokenizer"]
 def test_committed_tokenizer_round_trip() -> None:
-    from engines.common.zoo import tokenizer
+    from toyworld import tokenizer
 
     res = tokenizer.check_tokenizer(TOY_DIR / "tokenizer")
     assert res["passed"] and res["fast"]["ok"], res
@@ -74,7 +75,7 @@ def test_committed_tokenizer_round_trip() -> None:
 def test_committed_vae_loads_and_reconstructs() -> None:
     from diffusers import AutoencoderKL
 
-    from engines.common.zoo import vae
+    from toyworld.zoo import vae
 
     m = AutoencoderKL.from_pretrained(str(TOY_DIR / "vae"), local_files_only=True)
     assert m.config.latent_channels == 4 and m.config.scaling_factor != 1.0
@@ -90,7 +91,7 @@ def test_committed_vae_loads_and_reconstructs() -> None:
 def test_committed_clip_zero_shot() -> None:
     from transformers import CLIPModel, CLIPProcessor
 
-    from engines.common.zoo import clip
+    from toyworld.zoo import clip
 
     model = CLIPModel.from_pretrained(str(TOY_DIR / "clip"), local_files_only=True)
     proc = CLIPProcessor.from_pretrained(str(TOY_DIR / "clip"), local_files_only=True)
@@ -102,8 +103,8 @@ def test_committed_clip_zero_shot() -> None:
 
 @needs["text_encoder"]
 def test_committed_text_encoder_matches_clip_text_tower() -> None:
-    from engines.common.zoo import clip
-    from engines.common.zoo.tokenizer import MAX_LENGTH, load_tokenizer
+    from toyworld.tokenizer import MAX_LENGTH, load_tokenizer
+    from toyworld.zoo import clip
 
     res = clip.check_text_encoder(TOY_DIR / "text_encoder", TOY_DIR / "clip")
     assert res["passed"], res
@@ -116,7 +117,7 @@ def test_committed_text_encoder_matches_clip_text_tower() -> None:
 def test_committed_depth_order() -> None:
     from transformers import DPTForDepthEstimation, DPTImageProcessor
 
-    from engines.common.zoo import depth
+    from toyworld.zoo import depth
 
     m = DPTForDepthEstimation.from_pretrained(str(TOY_DIR / "depth"), local_files_only=True).eval()
     p = DPTImageProcessor.from_pretrained(str(TOY_DIR / "depth"), local_files_only=True)
@@ -133,7 +134,7 @@ def test_depth_augment_moves_frame_depth_and_masks_together() -> None:
     channels reordered, and all 8 transforms x 6 channel orders drawn."""
     import torch
 
-    from engines.common.zoo import depth
+    from toyworld.zoo import depth
 
     ts = depth._training_set(24, 0)
     d, m = ts["depth"], ts["masks"]
@@ -164,7 +165,7 @@ def test_depth_augment_moves_frame_depth_and_masks_together() -> None:
 @needs["depth"]
 def test_committed_depth_meets_bar() -> None:
     """The issue's bar on the recorded protocol: 254 occluding pairs of 300 held-out scenes."""
-    from engines.common.zoo import depth
+    from toyworld.zoo import depth
 
     res = depth.evaluate(TOY_DIR / "depth", n=300)
     assert res["occluding_pairs"] == 254 and res["order_acc_occluding"] >= depth.BAR, res
@@ -185,7 +186,7 @@ def test_quick_recipes_write_loadable_folders(tmp_path: Path, capsys: pytest.Cap
     from diffusers import AutoencoderKL
     from transformers import CLIPModel, CLIPProcessor, CLIPTextModel, DPTForDepthEstimation
 
-    from engines.common.zoo.recipes import _text_encoder_train
+    from toyworld.zoo.recipes import _text_encoder_train
 
     assert {"tokenizer", "vae", "clip", "text_encoder", "depth"} <= set(RECIPES)
     assert main(["train", "tokenizer", "--quick", "--out", str(tmp_path / "tok")]) == 0
@@ -230,12 +231,12 @@ def _recipe_code(name: str, root: Path) -> set[str]:
     repo module that one imports, transitively."""
     import ast
 
-    tree = ast.parse((root / "engines/common/zoo/recipes.py").read_text())
+    tree = ast.parse((root / "toyworld/zoo/recipes.py").read_text())
     fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == RECIPES[name].train.__name__)
     todo = [
-        f"engines/common/zoo/{a.name}.py"
+        f"toyworld/zoo/{a.name}.py"
         for n in ast.walk(fn)
-        if isinstance(n, ast.ImportFrom) and n.module == "engines.common.zoo"
+        if isinstance(n, ast.ImportFrom) and n.module == "toyworld.zoo"
         for a in n.names
     ]
     seen: set[str] = set()

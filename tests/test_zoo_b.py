@@ -1,4 +1,4 @@
-"""Toy zoo part B: text-to-image / text-to-video UNets (engines/common/zoo/t2i.py, t2v.py).
+"""Toy zoo part B: text-to-image / text-to-video UNets (toyworld/zoo/t2i.py, t2v.py).
 
 Quick-mode trainings (seconds) must produce folders the diffusers pipeline classes load
 offline; the committed models (models/toy/t2i, models/toy/t2v), when present, must load and
@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from engines.common.zoo import t2i, t2v  # noqa: E402
+from toyworld.zoo import t2i, t2v  # noqa: E402
 
 T2I_DIR = t2i.DEFAULT_OUT
 T2V_DIR = t2v.DEFAULT_OUT
@@ -87,7 +87,7 @@ def test_quick_t2v_trains_and_loads(tmp_path: Path, keep_torch_threads) -> None:
 
 def test_judges_on_ground_truth() -> None:
     """The judges accept rendered toy frames of the prompt (so a failing check is the model's fault)."""
-    from recut import toy
+    from toyworld import scene as toy
 
     prompts = t2i.heldout_prompts(12)
     for i, p in enumerate(prompts):
@@ -417,7 +417,7 @@ def test_the_t2v_recipe_has_a_cooldown_by_default(tmp_path: Path, monkeypatch) -
 def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys, keep_torch_threads) -> None:
     """``recut zoo train --threads N`` / ``recipes train --threads N`` reach the trainer (recorded in
     zoo_info.json); a bad count is refused by name before anything trains."""
-    from engines.common.zoo.recipes import main as recipes_main
+    from toyworld.zoo.recipes import main as recipes_main
 
     # every trainer that writes its own zoo_info.json (the T2V writes it through the T2I's fit_and_save)
     for name in ("t2i", "vae", "clip", "depth", "t2v_text_encoder"):
@@ -489,7 +489,7 @@ def test_direction_twins_refuse_bad_arguments() -> None:
 
 
 def test_opposite_scene_turns_every_linear_motion_and_the_pan_around() -> None:
-    from recut import toy
+    from toyworld import scene as toy
 
     def scene(*motions: str, pan: str = "none") -> toy.ToyScene:
         colours = ("red", "blue")[: len(motions)]
@@ -511,7 +511,7 @@ def test_opposite_scene_turns_every_linear_motion_and_the_pan_around() -> None:
 
 
 def test_the_t2v_command_line_trains_with_twins(tmp_path: Path) -> None:
-    from recut import toy
+    from toyworld import scene as toy
 
     t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--init-from", "none", "--twins"])
     info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())

@@ -6,8 +6,9 @@ to measure, so e.g. ``psnr(out, ref, ~edit_mask)`` scores how well the
 unedited background was preserved.  These are pure numpy/OpenCV and
 deterministic.
 
-A *contextual* metric takes an ``EvalContext`` (engines.common.evaluation):
-CLIP scores, masked fidelity, LPIPS and the toy ground-truth metrics.  It may
+A *contextual* metric takes an :class:`EvalContext`:
+CLIP scores, masked fidelity, LPIPS and the toy ground-truth metrics (toyworld.metrics).
+The registry of names is data (engines.common.metric_table, toyworld.metric_table).  It may
 report several values (``Metric.outputs``, e.g. ``toy_edit_success`` also
 reports ``toy_edit_colour``), and may be *skipped* with a reason (LPIPS
 without local weights): it raises :class:`MetricSkipped` and its values become
@@ -17,15 +18,17 @@ the string ``"skipped: <reason>"`` in metrics.json.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
 import numpy as np
 
+from engines.common.metric_table import METRICS
+
 __all__ = [
     "METRICS",
-    "Metric",
+    "EvalContext",
     "MetricSkipped",
     "compute",
     "evaluate_all",
@@ -37,6 +40,23 @@ __all__ = [
 ]
 
 MetricFn = Callable[[np.ndarray, "np.ndarray | None", "np.ndarray | None"], float]
+
+
+@dataclass
+class EvalContext:
+    output: np.ndarray
+    reference: np.ndarray | None = None
+    prompt: str = ""
+    #: True = pixels the edit should have left alone.
+    keep: np.ndarray | None = None
+    clip_location: str | None = None
+    #: A toy input's ground truth (:class:`ToyTruth`), None for other inputs.
+    truth: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    #: The requested path of the trajectory metric: ``evaluate.trajectory`` as a dict.
+    trajectory: dict[str, Any] | None = None
+    #: Local LPIPS weights file (resolved when the run was planned); None = not found.
+    lpips_weights: str | None = None
 
 
 class MetricSkipped(Exception):
@@ -249,140 +269,6 @@ def trajectory_error(track: np.ndarray, path: np.ndarray, visible: np.ndarray | 
     if not use.any():
         return float("nan")
     return float(np.linalg.norm(tr[use] - pa[use], axis=1).mean())
-
-
-def _contextual_metrics() -> list[Metric]:
-    from engines.common import evaluation as ev
-
-    def m(
-        name: str, fn: Any, desc: str, higher: bool, needs: set[str], ref: bool = False, outputs: tuple[str, ...] = ()
-    ) -> Metric:
-        return Metric(name, fn, desc, higher, ref, contextual=True, needs=frozenset(needs), outputs=outputs)
-
-    return [
-        m("clip_text", ev.clip_text, "CLIP text alignment: mean cosine of each frame with the prompt.", True, {"clip"}),
-        m(
-            "clip_consistency_consecutive",
-            ev.clip_consistency_consecutive,
-            "CLIP frame consistency, consecutive pairs: mean cosine of frames t and t+1.",
-            True,
-            {"clip"},
-        ),
-        m(
-            "clip_consistency_all_pairs",
-            ev.clip_consistency_all_pairs,
-            "CLIP frame consistency, all pairs: mean cosine over every pair of frames.",
-            True,
-            {"clip"},
-        ),
-        m("masked_psnr", ev.masked_psnr, "PSNR of the region the edit should leave alone, dB.", True, {"mask"}, True),
-        m("masked_ssim", ev.masked_ssim, "SSIM of the region the edit should leave alone.", True, {"mask"}, True),
-        m(
-            "lpips",
-            ev.lpips,
-            "LPIPS (AlexNet) perceptual distance to the reference, mean over frames; lower is closer. "
-            "Runs only with local weights ($RECUT_LPIPS_WEIGHTS or models/lpips/alex.pth), else skipped.",
-            False,
-            {"lpips"},
-            True,
-        ),
-        m(
-            "toy_edit_success",
-            ev.toy_edit_success,
-            "Toy input: 1 if every object the prompt names is found in the output with its colour, shape "
-            "and motion (ground-truth judges, pan compensated), else 0. Also reports the fraction of named "
-            "objects with the right colour, shape and motion.",
-            True,
-            {"truth"},
-            outputs=("toy_edit_colour", "toy_edit_shape", "toy_edit_motion"),
-        ),
-        m(
-            "toy_unedited_psnr",
-            ev.toy_unedited_psnr,
-            "Toy input: PSNR (dB) vs the input outside the objects the prompt changes (their input "
-            "silhouettes and their silhouettes where the prompt puts them), 1-pixel margin.",
-            True,
-            {"truth"},
-            True,
-        ),
-        m(
-            "toy_unedited_objects_kept",
-            ev.toy_unedited_objects_kept,
-            "Toy input: fraction of the objects the prompt leaves unchanged that keep their colour, "
-            "shape and motion in the output.",
-            True,
-            {"truth"},
-        ),
-        m(
-            "toy_trajectory_error",
-            ev.toy_trajectory_error,
-            "Toy input: mean distance (pixels) between the edited object's judged centroid track and the "
-            "requested path (evaluate.trajectory), pan compensated. Also reports the fraction of path "
-            "frames in which the object was found.",
-            False,
-            {"truth"},
-            outputs=("toy_trajectory_coverage",),
-        ),
-    ]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A registered metric and how to read it."""
-
-    name: str
-    fn: MetricFn
-    description: str
-    higher_is_better: bool
-    needs_reference: bool
-    #: Takes an ``EvalContext`` (engines.common.evaluation) instead of (output, reference, mask).
-    contextual: bool = False
-    #: What the metric needs beyond the output: subset of {"clip", "mask", "truth", "lpips"}.
-    needs: frozenset[str] = frozenset()
-    #: Further values the metric reports besides ``name`` (its fn then returns a dict).
-    outputs: tuple[str, ...] = ()
-
-    @property
-    def reports(self) -> tuple[str, ...]:
-        """Every key this metric writes into metrics.json."""
-        return (self.name, *self.outputs)
-
-
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in (
-        Metric(
-            "psnr",
-            psnr,
-            "Peak signal-to-noise ratio vs the reference, dB (capped at 100).",
-            higher_is_better=True,
-            needs_reference=True,
-        ),
-        Metric(
-            "ssim",
-            ssim,
-            "Mean SSIM on luma vs the reference (11x11 Gaussian window, sigma 1.5).",
-            higher_is_better=True,
-            needs_reference=True,
-        ),
-        Metric(
-            "temporal_l1",
-            temporal_l1,
-            "Mean absolute difference between consecutive output frames, in [0, 1].",
-            higher_is_better=False,
-            needs_reference=False,
-        ),
-        *_contextual_metrics(),
-        Metric(
-            "flow_warp_error",
-            flow_warp_error,
-            "Flow warping error: frame t warped onto t+1 by OpenCV optical flow, occlusions "
-            "excluded by a forward-backward check; mean absolute difference in [0, 1].",
-            higher_is_better=False,
-            needs_reference=False,
-        ),
-    )
-}
 
 
 def _known(names: Iterable[str]) -> list[str]:

@@ -66,7 +66,7 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
 
 def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
     """Render the scene; keep its ground truth beside the frames (truth.npz, scene.json)."""
-    from recut import toy
+    from toyworld import scene as toy  # the toy world, only for toy inputs
 
     clip = toy.render(toy.ToyScene.model_validate(inp["toy"]))
     sub = clip.at(toy.frame_index(clip.frames.shape[0], inp["frames"]))
@@ -83,7 +83,7 @@ def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
 def evaluate(ctx: StageContext) -> dict[str, Any]:
     """Steps: 1. load output and input frames; 2. the keep mask; 3. a toy input's ground truth
     (only when a toy metric asks for it); 4. every requested metric; 5. metrics.json."""
-    from engines.common.evaluation import EvalContext, keep_mask, load_toy_truth
+    from engines.common.evaluation import EvalContext, keep_mask  # local: the metrics import cv2
     from engines.common.metrics import METRICS, evaluate_all
 
     # 1. frames
@@ -107,6 +107,8 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
     # 3. ground truth
     truth = None
     if any("truth" in METRICS[m].needs for m in spec["metrics"]):
+        from toyworld.metrics import load_toy_truth  # the toy world's judge, only for toy inputs
+
         truth = load_toy_truth(ctx.inputs["preprocess"], frames_sel)
     # 4. metrics
     ectx = EvalContext(

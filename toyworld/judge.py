@@ -3,15 +3,15 @@
 :func:`judge_object` looks for an intended object (colour, shape, motion) in frames
 ``[T,H,W,3]`` (uint8):
 
-1. colour: per frame, :func:`recut.toy.colour_mask` for the colour, keeping the largest
+1. colour: per frame, :func:`toyworld.scene.colour_mask` for the colour, keeping the largest
    8-connected component; the object is *present* in a frame if that component has at least
    ``min_pixels`` pixels, and ``colour`` is true if it is present in at least ``min_present``
    of the frames (random noise gives only scattered specks, so it fails);
-2. shape: :func:`recut.toy.classify_shape` of the component in each present frame, majority
+2. shape: :func:`toyworld.scene.classify_shape` of the component in each present frame, majority
    vote (ties -> ``"unknown"``);
 3. motion: the component centroids over the present frames form a track, optionally
-   compensated for a known camera pan (``pan``, the nominal drift of :mod:`recut.toy`), then
-   :func:`recut.toy.motion_direction`.
+   compensated for a known camera pan (``pan``, the nominal drift of :mod:`toyworld.scene`), then
+   :func:`toyworld.scene.motion_direction`.
 
 Returns ``{"colour": bool, "shape": bool, "motion": bool, "all": bool, "present_frac",
 "shape_pred", "motion_pred", "track"}``.  :func:`judge_caption` judges every object of a toy
@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from recut.toy import PAN_MAX, PAN_PER_FRAME, classify_shape, colour_mask, motion_direction, parse_caption
+from toyworld.scene import PAN_MAX, PAN_PER_FRAME, classify_shape, colour_mask, motion_direction, parse_caption
 
 __all__ = ["judge_caption", "judge_object", "judge_reconstruction", "object_masks", "pan_drift"]
 
@@ -53,7 +53,7 @@ def object_masks(
 
 
 def pan_drift(pan: str, frames: int, width: int, height: int) -> np.ndarray:
-    """Nominal image-space drift ``[T, 2]`` (pixels) of a toy camera pan (as in recut.toy)."""
+    """Nominal image-space drift ``[T, 2]`` (pixels) of a toy camera pan (as in toyworld.scene)."""
     off = np.zeros((frames, 2))
     if pan == "none" or frames < 2:
         return off

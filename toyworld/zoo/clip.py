@@ -34,11 +34,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.common.zoo import data
-from engines.common.zoo._util import Timer, log, lr_at, progress, seed_all, set_threads, write_info
-from engines.common.zoo.tokenizer import MAX_LENGTH, build_tokenizer
 from recut.models import REPO_ROOT
-from recut.toy import COLOURS, SHAPES, object_caption, render, sample_scenes
+from toyworld.scene import COLOURS, SHAPES, object_caption, render, sample_scenes
+from toyworld.tokenizer import MAX_LENGTH, build_tokenizer
+from toyworld.zoo import data
+from toyworld.zoo._util import Timer, log, lr_at, progress, seed_all, set_threads, write_info
 
 DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "clip"
 TEXT_ENCODER_DIR = REPO_ROOT / "models" / "toy" / "text_encoder"

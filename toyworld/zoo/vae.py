@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.common.zoo import data
-from engines.common.zoo._util import (
+from recut.models import REPO_ROOT
+from toyworld.zoo import data
+from toyworld.zoo._util import (
     Timer,
     continue_info,
     log,
@@ -37,7 +38,6 @@ from engines.common.zoo._util import (
     set_threads,
     write_info,
 )
-from recut.models import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "vae"
 BAR_PSNR = 28.0

@@ -1,6 +1,6 @@
 """Deterministic toy datasets for the model zoo (pure numpy/torch).
 
-Every sample comes from :func:`recut.toy.sample_scenes`, so a dataset is fully
+Every sample comes from :func:`toyworld.scene.sample_scenes`, so a dataset is fully
 determined by its *split*, the scene index range and the keyword arguments:
 
 * ``"train"`` split  -> dataset seed :data:`TRAIN_SEED` (= 1000), scenes ``start .. start+count-1``.
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recut.toy import ToyClip, render, sample_scenes
+from toyworld.scene import ToyClip, render, sample_scenes
 
 TRAIN_SEED = 1000
 HELDOUT_SEED = 2000

@@ -2,7 +2,7 @@
 
 Vocabulary: the 256 byte-level characters and their ``</w>`` forms (so any text
 still tokenizes), the intermediate symbols of BPE merges learned on the caption
-vocabulary (:func:`recut.toy.caption_vocabulary`) until every caption word is a
+vocabulary (:func:`toyworld.scene.caption_vocabulary`) until every caption word is a
 single ``word</w>`` token, then ``<|startoftext|>`` and ``<|endoftext|>``.
 Padding uses ``<|endoftext|>`` (as Stable Diffusion's tokenizer does).
 
@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from recut.models import REPO_ROOT
-from recut.tinymodels import learn_bpe
-from recut.toy import caption_vocabulary
+from toyworld.scene import caption_vocabulary
+from toyworld.tinymodels import learn_bpe
 
 MAX_LENGTH = 40
 DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "tokenizer"

@@ -5,7 +5,7 @@ SD-1.5's betas rescaled to zero terminal SNR) on 8-frame clips of frozen toy-VAE
 ``[4, 8, 16, 16]`` of toy scenes with one object moving left/right/up/down (plus a few static and
 two-object clips), conditioned on the hidden states of the caption ("a red circle moving left
 over a plain white background") from the T2V's own frozen text encoder (:data:`TEXT_ENCODER`,
-:mod:`engines.common.zoo.motion_text`), 10% empty captions for classifier-free guidance.  Spatial
+:mod:`toyworld.zoo.motion_text`), 10% empty captions for classifier-free guidance.  Spatial
 layers are initialised from the trained toy T2I UNet (``models/toy/t2i/unet``) where names and
 shapes match; the temporal layers start as identity (diffusers' zero-initialised temporal
 convs/attention outputs).
@@ -23,7 +23,7 @@ API: :func:`train(out_dir, quick=False, seed=0, components=None, init_from=...)`
 :func:`check(model_dir, n_prompts=48, steps=30, guidance=5.0)` -> quality figures (colour+shape
 on every frame's object, and motion direction of the colour mask's centroid track).
 
-CLI: ``python -m engines.common.zoo.t2v train [--quick] [--out DIR]`` / ``check [DIR]``.
+CLI: ``python -m toyworld.zoo.t2v train [--quick] [--out DIR]`` / ``check [DIR]``.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ import numpy as np
 import torch
 
 from engines.common.finetune import prediction_target
-from engines.common.zoo import t2i
-from engines.common.zoo._cli import folder_or_none, fraction, non_negative, whole
-from engines.common.zoo._util import set_threads
-from recut import toy
+from toyworld import scene as toy
+from toyworld.zoo import t2i
+from toyworld.zoo._cli import folder_or_none, fraction, non_negative, whole
+from toyworld.zoo._util import set_threads
 
 DEFAULT_OUT = t2i.TOY_ROOT / "t2v"
 FRAMES = 8
@@ -61,7 +61,7 @@ COOLDOWN = 1000
 TRAIN_BATCH = 8
 BAR_COLOUR_SHAPE = 0.8
 BAR_MOTION = 0.7
-#: The T2V's own text encoder (engines.common.zoo.motion_text): the toy text encoder fine-tuned
+#: The T2V's own text encoder (toyworld.zoo.motion_text): the toy text encoder fine-tuned
 #: so that the caption's motion words reach its end-of-text states.
 TEXT_ENCODER = t2i.TOY_ROOT / "t2v_text_encoder"
 #: Weight of the error of a clip's frame-to-frame differences (:func:`t2i.fit_denoiser`).  With the
@@ -270,8 +270,8 @@ def sample(
 def judge_clip(clip: np.ndarray, prompt: str) -> dict[str, Any]:
     """Colour, shape (majority over frames) and motion (centroid track of the colour's largest
     component) of the first object named in ``prompt``; ``clip`` uint8 ``[T,H,W,3]``.  Uses part
-    A's :func:`engines.common.zoo.judge.judge_object`."""
-    from engines.common.zoo.judge import judge_object
+    A's :func:`toyworld.judge.judge_object`."""
+    from toyworld.judge import judge_object
 
     want = toy.parse_caption(prompt)[0]
     r = judge_object(clip, want["colour"], want["shape"], want["motion"])
@@ -557,7 +557,7 @@ def _check_args(b) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    t2i.run_cli(argv, "python -m engines.common.zoo.t2v", DEFAULT_OUT, train, check, _train_args, _check_args)
+    t2i.run_cli(argv, "python -m toyworld.zoo.t2v", DEFAULT_OUT, train, check, _train_args, _check_args)
 
 
 if __name__ == "__main__":

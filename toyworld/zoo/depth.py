@@ -6,7 +6,7 @@ Pixel values: mean = std = 0.5 (i.e. [-1, 1]); the saved ``DPTImageProcessor`` d
 (size 64x64, no aspect-ratio padding).
 
 **Output convention: toy depth, not inverse depth** - ``predicted_depth`` approximates
-:mod:`recut.toy`'s depth map (0 = nearest, 1 = farthest; the background is 1.0), unlike
+:mod:`toyworld.scene`'s depth map (0 = nearest, 1 = farthest; the background is 1.0), unlike
 Intel/dpt checkpoints which predict relative inverse depth.
 
 Trained with an L1 loss (object pixels weighted x3) on toy depth maps of multi-object frames
@@ -36,8 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engines.common.zoo import data
-from engines.common.zoo._util import (
+from recut.models import REPO_ROOT
+from toyworld.zoo import data
+from toyworld.zoo._util import (
     EMA,
     Timer,
     continue_info,
@@ -49,7 +50,6 @@ from engines.common.zoo._util import (
     set_threads,
     write_info,
 )
-from recut.models import REPO_ROOT
 
 DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "depth"
 BAR = 0.90

@@ -1,6 +1,6 @@
 """argparse value types shared by the zoo trainers' command lines.
 
-Torch-free on purpose: :mod:`engines.common.zoo.recipes` imports this module to list recipes, and
+Torch-free on purpose: :mod:`toyworld.zoo.recipes` imports this module to list recipes, and
 listing must stay cheap.  Each type refuses a bad value with a message that quotes it, which
 argparse prefixes with the option's name (``argument --threads: must be a whole number >= 1,
 got '0'``).

@@ -11,7 +11,7 @@ The models are tiny (a few hundred KB) and their outputs are noise; they exist
 so that every code path can run on a CPU in tests.  The same seed gives
 byte-identical safetensors files.
 
-Run ``python -m recut.tinymodels`` to (re)generate ``models/tiny-random``.
+Run ``python -m toyworld.tinymodels`` to (re)generate ``models/tiny-random``.
 """
 
 from __future__ import annotations

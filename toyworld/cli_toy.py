@@ -1,4 +1,4 @@
-"""`recut toy`: generate synthetic scenes with ground truth (see :mod:`recut.toy`).
+"""`recut toy`: generate synthetic scenes with ground truth (see :mod:`toyworld.scene`).
 
 Mounted by the main CLI as ``recut toy``.  Problems with ``--spec`` print as
 ``file: field.path: message`` and exit 2; bad option combinations exit 2;
@@ -36,7 +36,7 @@ def _load_scene(path: Path) -> Any:
     import yaml
     from pydantic import ValidationError
 
-    from recut.toy import ToyScene
+    from toyworld.scene import ToyScene
 
     shown = str(path)
     try:
@@ -93,7 +93,7 @@ def make(
     ] = None,
 ) -> None:
     """Sample scenes (or render one from --spec) and write video.mp4, frames.npy, truth.npz, scene.json."""
-    from recut.toy import caption, render, sample_scenes, write_clip
+    from toyworld.scene import caption, render, sample_scenes, write_clip
 
     if spec is not None:
         given = [

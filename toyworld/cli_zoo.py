@@ -16,7 +16,7 @@ zoo_app = typer.Typer(help="The toy model zoo under models/toy (train, check).",
 @zoo_app.command("list")
 def list_models() -> None:
     """List the toy models, their folders and dependencies."""
-    from engines.common.zoo.recipes import RECIPES
+    from toyworld.zoo.recipes import RECIPES
 
     for name, r in RECIPES.items():
         deps = f" (after {', '.join(r.depends_on)})" if r.depends_on else ""
@@ -69,8 +69,8 @@ def check(
     out: Annotated[Path | None, typer.Option(help="Folder root to check instead of models/toy.")] = None,
 ) -> None:
     """Measure each model's quality bar against the toy ground truth; exit 1 if one fails."""
-    from engines.common.zoo.recipes import RECIPES
     from flows.train import order
+    from toyworld.zoo.recipes import RECIPES
 
     try:
         todo = order(names)

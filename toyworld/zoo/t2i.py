@@ -2,7 +2,7 @@
 
 A small :class:`diffusers.UNet2DConditionModel` is trained (epsilon prediction, DDPM
 objective, SD-1.5 noise schedule) on the frozen toy VAE's ``4x16x16`` latents of
-single frames of static toy scenes (:mod:`recut.toy`), conditioned on the frozen toy
+single frames of static toy scenes (:mod:`toyworld.scene`), conditioned on the frozen toy
 text encoder's hidden states of the scene caption (10% empty captions for
 classifier-free guidance).  The result is saved as an SD-1.5-layout pipeline folder::
 
@@ -22,7 +22,7 @@ API
 ``models/toy`` when those exist, else ``models/tiny-random/sd`` (a random stand-in, for
 smoke tests only).
 
-CLI: ``python -m engines.common.zoo.t2i train [--quick] [--out DIR]`` / ``check [DIR]``.
+CLI: ``python -m toyworld.zoo.t2i train [--quick] [--out DIR]`` / ``check [DIR]``.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ import torch
 
 from engines.common.finetune import prediction_target
 from engines.common.temporal import frames_mode
-from engines.common.zoo._cli import threads_arg
-from engines.common.zoo._util import EMA, set_threads
-from recut import toy
-from recut.tinymodels import SD15_SCHEDULE
+from toyworld import scene as toy
+from toyworld.tinymodels import SD15_SCHEDULE
+from toyworld.zoo._cli import threads_arg
+from toyworld.zoo._util import EMA, set_threads
 
 REPO = Path(__file__).resolve().parents[3]
 TOY_ROOT = REPO / "models" / "toy"
@@ -64,7 +64,7 @@ SCHEDULE = SD15_SCHEDULE
 #: positions was most of a step's time); per step 0.38 s against 0.61 s of (32, 64) with attention on top.
 T2I_CHANNELS = (64, 64)
 #: Per resolution level (top first): True for a cross-attention block (self- and cross-attention
-#: after each ResNet), False for a plain ResNet block.  The T2V mirrors it (engines/common/zoo/t2v.py).
+#: after each ResNet), False for a plain ResNet block.  The T2V mirrors it (toyworld/zoo/t2v.py).
 T2I_ATTENTION = (False, True)
 T2I_HEADS = 4
 LR = 5e-4
@@ -708,9 +708,9 @@ def sample(
 
 def judge_image(img: np.ndarray, prompt: str) -> dict[str, Any]:
     """Colour / shape of the (first) object named in ``prompt`` in a uint8 ``[H,W,3]`` image,
-    judged by part A's :func:`engines.common.zoo.judge.judge_object` (largest component of the
-    colour's palette mask, >= 20 pixels; :func:`recut.toy.classify_shape` of it)."""
-    from engines.common.zoo.judge import judge_object
+    judged by part A's :func:`toyworld.judge.judge_object` (largest component of the
+    colour's palette mask, >= 20 pixels; :func:`toyworld.scene.classify_shape` of it)."""
+    from toyworld.judge import judge_object
 
     want = toy.parse_caption(prompt)[0]
     r = judge_object(img, want["colour"], want["shape"])
@@ -1006,7 +1006,7 @@ def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=No
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    run_cli(argv, "python -m engines.common.zoo.t2i", DEFAULT_OUT, train, check)
+    run_cli(argv, "python -m toyworld.zoo.t2i", DEFAULT_OUT, train, check)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ of a caption is swapped (direction or colour), before and after.
 
 API: :func:`train(out_dir, ...)` -> figures; :func:`separation(folder)` -> figures;
 :func:`check(folder)` -> the separation figures with ``passed``.
-CLI: ``python -m engines.common.zoo.motion_text train [--out DIR]`` / ``check [DIR]``.
+CLI: ``python -m toyworld.zoo.motion_text train [--out DIR]`` / ``check [DIR]``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from engines.common.zoo._util import set_threads, write_info
-from engines.common.zoo.t2i import TOY_ROOT, repo_rel
-from engines.common.zoo.t2v import DIRECTIONS, TEXT_ENCODER, probe_scenes, swap_word
-from recut import toy
+from toyworld import scene as toy
+from toyworld.zoo._util import set_threads, write_info
+from toyworld.zoo.t2i import TOY_ROOT, repo_rel
+from toyworld.zoo.t2v import DIRECTIONS, TEXT_ENCODER, probe_scenes, swap_word
 
 DEFAULT_OUT = TEXT_ENCODER
 SOURCE = TOY_ROOT / "text_encoder"
@@ -118,7 +118,7 @@ def _ids(tok, captions: Sequence[str]) -> torch.Tensor:
 def separation(folder: str | os.PathLike[str] = DEFAULT_OUT, n: int = 64) -> dict[str, Any]:
     """Relative change ``|h(swapped) - h| / |h|`` of the end-of-text/padding hidden states (and
     at the swapped word) when a held-out single-object caption's direction or colour is swapped
-    (:func:`engines.common.zoo.t2v.swap_word`; the captions of :func:`engines.common.zoo.t2v.probe_scenes`)."""
+    (:func:`toyworld.zoo.t2v.swap_word`; the captions of :func:`toyworld.zoo.t2v.probe_scenes`)."""
     tok, te = _load(folder)
     caps = [toy.caption(s) for s in probe_scenes(n)]
     ids = _ids(tok, caps)
@@ -249,7 +249,7 @@ def train(
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m engines.common.zoo.motion_text")
+    ap = argparse.ArgumentParser(prog="python -m toyworld.zoo.motion_text")
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("train", help="fine-tune the toy text encoder for the T2V")
     a.add_argument("--out", default=str(DEFAULT_OUT))

@@ -6,11 +6,11 @@ time and quality figures) and ``check(folder)`` returns the quality figures with
 
 CLI::
 
-    python -m engines.common.zoo.recipes list
-    python -m engines.common.zoo.recipes train NAME [--quick] [--out DIR] [--seed N]
+    python -m toyworld.zoo.recipes list
+    python -m toyworld.zoo.recipes train NAME [--quick] [--out DIR] [--seed N]
         (vae, depth: [--init-from DIR] [--minutes M] [--lr LR] to continue a training)
-    python -m engines.common.zoo.recipes check NAME [--out DIR]
-    python -m engines.common.zoo.recipes report        # folder sizes + recorded figures (JSON)
+    python -m toyworld.zoo.recipes check NAME [--out DIR]
+    python -m toyworld.zoo.recipes report        # folder sizes + recorded figures (JSON)
 
 ``--quick`` is a seconds-long smoke configuration (a few steps on a few scenes); it requires
 ``--out`` so committed models are never overwritten by it.  Run real trainings with
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engines.common.zoo._cli import threads_arg
 from recut.models import REPO_ROOT
+from toyworld.zoo._cli import threads_arg
 
 TOY_DIR = REPO_ROOT / "models" / "toy"
 
@@ -46,38 +46,38 @@ class Recipe:
 
 
 def _tokenizer_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
-    from engines.common.zoo import tokenizer
+    from toyworld import tokenizer
 
     tokenizer.save_tokenizer(out)
     return tokenizer.check_tokenizer(out)
 
 
 def _tokenizer_check(folder: str | Path, **_: Any) -> dict[str, Any]:
-    from engines.common.zoo import tokenizer
+    from toyworld import tokenizer
 
     return tokenizer.check_tokenizer(folder)
 
 
 def _vae_train(out: str | Path, quick: bool = False, seed: int = 0, **kw: Any) -> dict[str, Any]:
-    from engines.common.zoo import vae
+    from toyworld.zoo import vae
 
     return vae.train(out, quick=quick, seed=seed, **kw)
 
 
 def _vae_check(folder: str | Path, n: int = 256) -> dict[str, Any]:
-    from engines.common.zoo import vae
+    from toyworld.zoo import vae
 
     return vae.evaluate(folder, n=n)
 
 
 def _clip_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
-    from engines.common.zoo import clip
+    from toyworld.zoo import clip
 
     return clip.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _clip_check(folder: str | Path, n: int = 480) -> dict[str, Any]:
-    from engines.common.zoo import clip
+    from toyworld.zoo import clip
 
     return clip.evaluate(folder, n=n)
 
@@ -85,25 +85,25 @@ def _clip_check(folder: str | Path, n: int = 480) -> dict[str, Any]:
 def _text_encoder_train(
     out: str | Path, quick: bool = False, seed: int = 0, clip_dir: str | Path | None = None, threads: int = 1
 ) -> dict[str, Any]:
-    from engines.common.zoo import clip
+    from toyworld.zoo import clip
 
     return clip.export_text_encoder(clip_dir or TOY_DIR / "clip", out)
 
 
 def _text_encoder_check(folder: str | Path, clip_dir: str | Path | None = None) -> dict[str, Any]:
-    from engines.common.zoo import clip
+    from toyworld.zoo import clip
 
     return clip.check_text_encoder(folder, clip_dir or TOY_DIR / "clip")
 
 
 def _depth_train(out: str | Path, quick: bool = False, seed: int = 0, **kw: Any) -> dict[str, Any]:
-    from engines.common.zoo import depth
+    from toyworld.zoo import depth
 
     return depth.train(out, quick=quick, seed=seed, **kw)
 
 
 def _depth_check(folder: str | Path, n: int = 300) -> dict[str, Any]:
-    from engines.common.zoo import depth
+    from toyworld.zoo import depth
 
     return depth.evaluate(folder, n=n)
 
@@ -137,42 +137,42 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-# --- part B: toy text-to-image / text-to-video UNets (engines/common/zoo/t2i.py, t2v.py) ---
+# --- part B: toy text-to-image / text-to-video UNets (toyworld/zoo/t2i.py, t2v.py) ---
 
 
 def _t2i_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
-    from engines.common.zoo import t2i
+    from toyworld.zoo import t2i
 
     return t2i.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _t2i_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
-    from engines.common.zoo import t2i
+    from toyworld.zoo import t2i
 
     return t2i.check(folder, **kw)
 
 
 def _t2v_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
-    from engines.common.zoo import t2v
+    from toyworld.zoo import t2v
 
     return t2v.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _t2v_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
-    from engines.common.zoo import t2v
+    from toyworld.zoo import t2v
 
     return t2v.check(folder, **kw)
 
 
 def _t2v_text_encoder_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
-    from engines.common.zoo import motion_text
+    from toyworld.zoo import motion_text
 
     kw = {"steps": 3, "batch": 8, "n_captions": 32} if quick else {}
     return motion_text.train(out, seed=seed, threads=threads, **kw)
 
 
 def _t2v_text_encoder_check(folder: str | Path, **_: Any) -> dict[str, Any]:
-    from engines.common.zoo import motion_text
+    from toyworld.zoo import motion_text
 
     return motion_text.check(folder)
 
@@ -201,7 +201,7 @@ RECIPES["t2v"] = Recipe(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m engines.common.zoo.recipes", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m toyworld.zoo.recipes", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["list", "train", "check", "report"])
     ap.add_argument("name", nargs="?")
     ap.add_argument("--quick", action="store_true", help="seconds-long smoke config (needs --out)")
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 0
     if args.command == "report":
-        from engines.common.zoo._util import folder_size, read_info
+        from toyworld.zoo._util import folder_size, read_info
 
         rows = {}
         for name, r in RECIPES.items():
