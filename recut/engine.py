@@ -9,13 +9,14 @@ A stage's ``reads`` lists the dotted paths of the *resolved spec view* it
 depends on (see :func:`recut.plan.resolved_view`).  Only those values, the
 stage version and the keys of the upstream stages enter its cache key, so a
 change to a value no stage reads upstream of sampling reuses everything
-upstream.
+upstream.  The stage receives them as a :class:`StageView`, which refuses any
+other key: a read that escapes the key fails instead of falling back to a default.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -77,6 +78,70 @@ class MetricInfo:
 
 ProgressFn = Callable[[int, int], None]
 
+#: Keys every stage view holds besides its declared ones: the media paths preprocess decodes.
+RUNTIME_KEYS: tuple[str, ...] = ("_media",)
+_NO_DEFAULT: Any = object()
+
+
+class UndeclaredRead(KeyError):
+    """A stage read a value its ``Stage.reads`` and ``options`` do not declare."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StageView(Mapping[str, Any]):
+    """The values one stage may read: exactly its declared ``reads`` and ``options``.
+
+    Keys are the dotted paths the stage declares (``"params.strength"``); a path below a declared
+    one (``"params.inversion.steps"`` under ``"params.inversion"``) reads into it.  Every declared
+    value is present with the spec's resolved default, so a stage needs no default of its own:
+    ``view[key]`` reads, and ``get`` takes no default.  Any other key raises :class:`UndeclaredRead`
+    naming the stage and what it declares.
+    """
+
+    def __init__(self, stage: str, values: Mapping[str, Any], declared: tuple[str, ...]) -> None:
+        self.stage = stage
+        self.declared = tuple(declared) + RUNTIME_KEYS
+        self._values = {k: v for k, v in values.items() if k in self.declared}
+        missing = [k for k in declared if k not in values]
+        if missing:
+            raise KeyError(f"stage {stage!r}: the planner gave no value for declared {', '.join(missing)}")
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._values:
+            return self._values[key]
+        for d in self.declared:
+            if key.startswith(d + ".") and d in self._values:
+                cur = self._values[d]
+                for part in key[len(d) + 1 :].split("."):
+                    if not isinstance(cur, Mapping) or part not in cur:
+                        raise UndeclaredRead(f"stage {self.stage!r} reads {key!r}: {d!r} has no {part!r}")
+                    cur = cur[part]
+                return cur
+        raise UndeclaredRead(
+            f"stage {self.stage!r} reads {key!r}, which it does not declare "
+            f"(reads/options: {', '.join(self.declared[: -len(RUNTIME_KEYS)]) or 'none'}); "
+            "declare it in the stage, so that it enters the cache key"
+        )
+
+    def get(self, key: str, default: Any = _NO_DEFAULT) -> Any:
+        if default is not _NO_DEFAULT:
+            raise TypeError(
+                f"stage {self.stage!r}: get({key!r}, {default!r}): a stage view holds every declared value with "
+                "the spec's default; read it as view[key]"
+            )
+        return self[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
 
 @dataclass
 class StageContext:
@@ -88,14 +153,14 @@ class StageContext:
     temporary directory that the store commits atomically afterwards.
     """
 
-    values: dict[str, Any]
+    values: Mapping[str, Any]
     inputs: dict[str, Path]
     out_dir: Path
     progress: ProgressFn = field(default=lambda step, total: None)
     seed: int = 0
 
-    def get(self, path: str, default: Any = None) -> Any:
-        return self.values.get(path, default)
+    def get(self, path: str) -> Any:
+        return self.values[path]
 
 
 class Engine:
@@ -112,6 +177,9 @@ class Engine:
     stages: ClassVar[tuple[Stage, ...]]
     #: Whether edits must carry a non-empty prompt.
     requires_prompt: ClassVar[bool] = True
+    #: Parameter overrides that make any spec of this method a seconds-long run (fewest steps of every
+    #: stage), merged into the spec's ``params`` by the per-method smoke test (tests/test_methods.py).
+    smoke_params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, model: Any = None, device: str = "cpu") -> None:
         self.model = model
@@ -140,6 +208,8 @@ class Engine:
     def run_stage(self, name: str, ctx: StageContext) -> dict[str, Any]:
         """Run stage ``name``; returns the artifact's meta dict."""
         st = self.stage(name)
+        if not isinstance(ctx.values, StageView):
+            ctx.values = StageView(name, ctx.values, st.reads + st.options)
         if st.uses_model:
             self.ensure_loaded()
         fn = getattr(self, name)

@@ -34,18 +34,19 @@ def pre_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _values(**over: Any) -> dict[str, Any]:
+    """The sample stage's declared values, from the params model's defaults, as the planner gives them."""
+    defaults = SDEditParams(strength=0.5, steps=6).model_dump(mode="json")
     vals: dict[str, Any] = {
-        "params.strength": 0.5,
-        "params.steps": 6,
-        "params.guidance_scale": 7.5,
-        "params.guidance_interval": (0.0, 1.0),
-        "params.eta": 0.0,
-        "params.variant": "image",
-        "edit.prompt": "a painting of a cat",
-        "edit.negative_prompt": "",
-        "model": {"identity": "x", "dtype": "float32"},
-        "seed": 0,
+        k: defaults[k[len("params.") :]] for k in SAMPLE.reads + SAMPLE.options if k.startswith("params.")
     }
+    vals.update(
+        {
+            "edit.prompt": "a painting of a cat",
+            "edit.negative_prompt": "",
+            "model": {"identity": "x", "dtype": "float32"},
+            "seed": 0,
+        }
+    )
     vals.update({f"params.{k}" if k not in ("seed",) and "." not in k else k: v for k, v in over.items()})
     return vals
 

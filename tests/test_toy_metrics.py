@@ -142,10 +142,15 @@ def test_trajectory_error_against_truth_points_and_under_a_camera_pan(tmp_path: 
 
 
 def _stage_ctx(values: dict, inputs: dict, out_dir: Path):
-    from recut.engine import StageContext
+    """A context whose values are checked as a planned stage's are (preprocess or evaluate, by its keys)."""
+    from engines.common.stages import EVALUATE, PREPROCESS
+    from recut.engine import StageContext, StageView
 
+    stage = EVALUATE if "evaluate" in values else PREPROCESS
     out_dir.mkdir(parents=True)
-    return StageContext(values=values, inputs=inputs, out_dir=out_dir)
+    return StageContext(
+        values=StageView(stage.name, values, stage.reads + stage.options), inputs=inputs, out_dir=out_dir
+    )
 
 
 def test_evaluate_stage_writes_toy_metrics_for_the_frames_the_run_used(tmp_path: Path) -> None:
@@ -172,7 +177,14 @@ def test_evaluate_stage_writes_toy_metrics_for_the_frames_the_run_used(tmp_path:
         sample = tmp_path / f"sample-{name}"
         sample.mkdir()
         np.save(sample / "frames.npy", sample_frames)
-        values = {"evaluate": ev, "edit.prompt": prompt, "input.frames": frames_sel, "runtime.lpips_weights": None}
+        values = {
+            "evaluate": ev,
+            "edit.prompt": prompt,
+            "input.frames": frames_sel,
+            "runtime.lpips_weights": None,
+            "runtime.mask_file": None,
+            "runtime.clip": None,
+        }
         out = tmp_path / f"eval-{name}"
         meta = evaluate(_stage_ctx(values, {"preprocess": pre, "sample": sample}, out))
         assert meta["mask_source"] == "truth"

@@ -92,8 +92,8 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
     if ref.shape != out.shape:
         ref = video.fit_frames(ref[: out.shape[0]], out.shape[2], out.shape[1], "stretch")
     spec = ctx.values["evaluate"]
-    prompt = ctx.values.get("edit.prompt", "")
-    frames_sel = ctx.values.get("input.frames")
+    prompt = ctx.values["edit.prompt"]
+    frames_sel = ctx.values["input.frames"]
     # 2. the region the edit should leave alone
     keep, source = keep_mask(
         spec["mask"],
@@ -101,7 +101,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         ctx.inputs["preprocess"],
         prompt,
         out.shape[:3],
-        ctx.values.get("runtime.mask_file"),
+        ctx.values["runtime.mask_file"],
         frames_sel,
     )
     # 3. ground truth
@@ -116,10 +116,10 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         ref,
         prompt,
         keep,
-        ctx.values.get("runtime.clip"),
+        ctx.values["runtime.clip"],
         truth=truth,
         trajectory=spec.get("trajectory"),
-        lpips_weights=ctx.values.get("runtime.lpips_weights"),
+        lpips_weights=ctx.values["runtime.lpips_weights"],
     )
     metrics = evaluate_all(spec["metrics"], ectx)
     if keep is not None:

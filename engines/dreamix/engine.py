@@ -96,6 +96,7 @@ SAMPLE = Stage(
         "params.eta",
         "params.chunk_frames",
         "params.cascade",
+        "params.base_frames",
         "edit.prompt",
         "edit.negative_prompt",
         "model",
@@ -185,6 +186,7 @@ class DreamixEngine(Engine):
         "super-resolution cascade; also image animation and subject-driven generation."
     )
     params_model = DreamixParams
+    smoke_params = {"steps": 2, "finetune_steps": 1}
     stages = (PREPROCESS, PREPARE, FINETUNE, SAMPLE, EVALUATE_DX)
 
     preprocess = staticmethod(preprocess)
@@ -215,9 +217,7 @@ class DreamixEngine(Engine):
         return comps
 
     def _cascade(self, v: dict[str, Any]) -> list[CascadeStage]:
-        stages = effective_cascade(
-            v.get("params.cascade", "profile"), getattr(self.model, "cascade", ()), v.get("params.base_frames")
-        )
+        stages = effective_cascade(v["params.cascade"], getattr(self.model, "cascade", ()), v["params.base_frames"])
         problems = chain_problems(stages)
         if problems:
             raise ValueError(f"params.cascade: {problems[0][1]}")
@@ -380,13 +380,13 @@ class DreamixEngine(Engine):
             (ctx.out_dir / "finetune.json").write_text(json.dumps({"steps": 0}))
             return {"steps": 0}
         # 1. the finetune text: rare token + description of the input
-        prompt = v.get("params.finetune_prompt") or info.get("caption") or ""
+        prompt = v["params.finetune_prompt"] or info.get("caption") or ""
         if not prompt:
             raise ValueError("params.finetune_prompt: describe the input for finetuning (no caption available)")
-        text = with_rare_token(prompt, str(v.get("params.rare_token") or ""), str(v.get("params.rare_token_position")))
+        text = with_rare_token(prompt, str(v["params.rare_token"] or ""), str(v["params.rare_token_position"]))
         # 2. latents of the clip and of the frame set
         c = self._get(str(info.get("role", "video")))
-        batch = int(v.get("params.frame_batch", 8))
+        batch = int(v["params.frame_batch"])
         clip = video.load_frames(ctx.inputs["prepare"] / "frames.npy")
         set_file = ctx.inputs["prepare"] / "set.npy"
         frame_set = video.load_frames(set_file) if set_file.exists() else clip
@@ -454,10 +454,10 @@ class DreamixEngine(Engine):
         guidance = float(v["params.guidance_scale"])
         interval = v["params.guidance_interval"]
         eta = float(v["params.eta"])
-        chunk = v.get("params.chunk_frames")
-        batch = int(v.get("params.frame_batch", 8))
-        prompt = v.get("edit.prompt") or ""
-        negative = v.get("edit.negative_prompt") or ""
+        chunk = v["params.chunk_frames"]
+        batch = int(v["params.frame_batch"])
+        prompt = v["edit.prompt"] or ""
+        negative = v["edit.negative_prompt"] or ""
         stages = self._cascade(v)
         frames = video.load_frames(ctx.inputs["prepare"] / "frames.npy")
         info = json.loads((ctx.inputs["prepare"] / "info.json").read_text())

@@ -67,6 +67,7 @@ class SDEditEngine(Engine):
         "ModelScope UNet3D (variant video)."
     )
     params_model = SDEditParams
+    smoke_params = {"steps": 2}
     stages = (PREPROCESS, SAMPLE, EVALUATE)
 
     preprocess = staticmethod(preprocess)
@@ -115,10 +116,10 @@ class SDEditEngine(Engine):
         steps = int(v["params.steps"])
         guidance = float(v["params.guidance_scale"])
         eta = float(v["params.eta"])
-        variant = str(v.get("params.variant", "image"))
-        frame_batch = int(v.get("params.frame_batch", 8))
-        prompt = v.get("edit.prompt") or ""
-        negative = v.get("edit.negative_prompt") or ""
+        variant = str(v["params.variant"])
+        frame_batch = int(v["params.frame_batch"])
+        prompt = v["edit.prompt"] or ""
+        negative = v["edit.negative_prompt"] or ""
 
         frames = video.load_frames(ctx.inputs["preprocess"] / "frames.npy")
         info = json.loads((ctx.inputs["preprocess"] / "info.json").read_text())

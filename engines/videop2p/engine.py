@@ -153,6 +153,7 @@ class VideoP2PEngine(Engine):
         "(replace, refine, reweight, local blend)."
     )
     params_model = VideoP2PParams
+    smoke_params = {"finetune": {"steps": 1}, "inversion": {"steps": 2, "inner_steps": 1}}
     stages = (PREPROCESS, FINETUNE, INVERT, NULLTEXT, SAMPLE, EVALUATE)
 
     preprocess = staticmethod(preprocess)
@@ -219,7 +220,7 @@ class VideoP2PEngine(Engine):
         latents = c.encode(self._frames(ctx))
         cond = c.embed(v["params.source_prompt"])
         t2s = self.fresh_t2s(v["params.frame_attention"])
-        t2s.state.frame_chunk = int(v.get("params.frame_chunk", 0))
+        t2s.state.frame_chunk = int(v["params.frame_chunk"])
         params = select_parameters(t2s, ft["trainable"])
         cfg = FinetuneConfig(
             steps=int(ft["steps"]), lr=float(ft["lr"]), seed=int(ctx.seed), max_grad_norm=ft["max_grad_norm"]
@@ -250,7 +251,7 @@ class VideoP2PEngine(Engine):
         c = self.c
         steps = int(v["params.inversion.steps"])
         t2s = self.tuned_t2s(ctx.inputs["finetune"], v["params.frame_attention"])
-        t2s.state.frame_chunk = int(v.get("params.frame_chunk", 0))
+        t2s.state.frame_chunk = int(v["params.frame_chunk"])
         latents = c.encode(self._frames(ctx))
         cond = c.embed(v["params.source_prompt"])
         traj = ddim_invert(lambda x, t: t2s(x, t, cond).sample, c.scheduler(), latents, steps, ctx.progress)
@@ -268,7 +269,7 @@ class VideoP2PEngine(Engine):
         inv = v["params.inversion"]
         guidance = float(v["params.guidance_scale"])
         t2s = self.tuned_t2s(ctx.inputs["finetune"], v["params.frame_attention"])
-        t2s.state.frame_chunk = int(v.get("params.frame_chunk", 0))
+        t2s.state.frame_chunk = int(v["params.frame_chunk"])
         traj_all = load_file(str(ctx.inputs["invert"] / "trajectory.safetensors"))["trajectory"].to(c.device, c.dtype)
         traj = list(traj_all.unsqueeze(1))  # [steps+1] x [1, C, F, h, w]
         steps = len(traj) - 1
@@ -319,13 +320,13 @@ class VideoP2PEngine(Engine):
         t_len, height, width = (int(s) for s in frames.shape[:3])
         info = json.loads((ctx.inputs["preprocess"] / "info.json").read_text())
         t2s = self.tuned_t2s(ctx.inputs["finetune"], v["params.frame_attention"])
-        t2s.state.frame_chunk = int(v.get("params.frame_chunk", 0))
+        t2s.state.frame_chunk = int(v["params.frame_chunk"])
         traj = load_file(str(ctx.inputs["invert"] / "trajectory.safetensors"))["trajectory"].to(c.device, c.dtype)
         nulls = load_file(str(ctx.inputs["nulltext"] / "null.safetensors"))
         emb = nulls["embeddings"].to(c.device, c.dtype)
         steps = traj.shape[0] - 1
         source, target = v["params.source_prompt"], v["edit.prompt"]
-        negative = v.get("edit.negative_prompt") or ""
+        negative = v["edit.negative_prompt"] or ""
         null_tgt = c.embed(negative) if negative else nulls["initial"].to(c.device, c.dtype)
 
         config = control_config(v)
@@ -368,7 +369,7 @@ def control_config(values: dict[str, Any]) -> Any:
     """The p2p ControlConfig of a sample stage's resolved values."""
     from engines.common.p2p import BlendConfig, ControlConfig
 
-    blend = values.get("params.blend")
+    blend = values["params.blend"]
     bc = None
     if blend:
         src = tuple(blend["source_words"])
@@ -383,7 +384,7 @@ def control_config(values: dict[str, Any]) -> Any:
         mode=values["params.mode"],
         cross_replace=float(values["params.cross_replace"]),
         self_replace=float(values["params.self_replace"]),
-        equalizer={k: float(x) for k, x in (values.get("params.equalizer") or {}).items()},
+        equalizer={k: float(x) for k, x in (values["params.equalizer"] or {}).items()},
         blend=bc,
     )
 
