@@ -67,7 +67,8 @@ batch, LR, EMA):
 ``--plain-single`` keeps only its clips of one moving object over a plain background (and asks the
 held-out prompts over plain backgrounds): the easy end of the real data, between it and the blobs.
 
-~1.4 s/step on one core (23 min per 1000 steps).  Results: benchmarks/ZOO_B.md.
+~1.4 s/step on one core (23 min per 1000 steps).  Results: benchmarks/ZOO.md (the t2v section,
+"What the T2V needed to follow direction words").
 """
 
 from __future__ import annotations

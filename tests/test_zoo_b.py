@@ -69,9 +69,11 @@ def test_quick_training_is_deterministic(tmp_path: Path, quick_t2i: Path) -> Non
 
 def test_quick_t2v_trains_and_loads(tmp_path: Path, keep_torch_threads) -> None:
     out = tmp_path / "t2v"
-    figs = t2v.train(out, quick=True, log=None, temporal_weight=2.0, threads=2)
-    assert np.isfinite(figs["final_loss"]) and figs["temporal_weight"] == 2.0 and figs["threads"] == 2
+    figs = t2v.train(out, quick=True, log=None, threads=2)
+    assert np.isfinite(figs["final_loss"]) and figs["temporal_weight"] == t2v.TEMPORAL_WEIGHT and figs["threads"] == 2
     assert figs["prediction_type"] == "v_prediction" and figs["zero_terminal_snr"]
+    # the recipe's cooldown, capped at the run's steps; the spatial layers start from the T2I's
+    assert figs["cooldown"] == figs["planned_steps"] and figs["init_from"] == "models/toy/t2i/unet"
     _assert_layout(out, "TextToVideoSDPipeline")
     pipe = t2v.load_pipeline(out)
     # the pipeline samples with the schedule the UNet was trained on: zero terminal SNR, v, trailing
@@ -111,8 +113,8 @@ def test_judges_on_ground_truth() -> None:
 
 @pytest.mark.skipif(not _committed(T2I_DIR), reason="models/toy/t2i not trained")
 def test_committed_t2i_samples_follow_colour_and_shape() -> None:
-    """The committed T2I follows held-out prompts (measured 16/16 colour, 13/16 colour+shape at 10 DDIM
-    steps; the full check is 48 prompts at 30 steps, see benchmarks/ZOO_B.md)."""
+    """The committed T2I follows the colour and shape of most held-out prompts at 10 DDIM steps (the
+    full check is 48 prompts at 30 steps)."""
     _assert_layout(T2I_DIR, "StableDiffusionPipeline")
     pipe = t2i.load_pipeline(T2I_DIR)
     prompts = t2i.heldout_prompts(16)
@@ -127,10 +129,9 @@ def test_committed_t2i_samples_follow_colour_and_shape() -> None:
 
 @pytest.mark.skipif(not _committed(T2V_DIR), reason="models/toy/t2v not trained")
 def test_committed_t2v_samples_follow_colour_and_motion() -> None:
-    """The committed T2V follows held-out prompts' colour and direction (measured at 20 DDIM steps:
-    colour 8/8, motion 8/8, colour+shape 6/8; the previous layout's constant-LR step 4000 had 7/8 and
-    5/8; the full check is 48 prompts at 30 steps, see benchmarks/ZOO_B.md).  Its shapes do not meet
-    the bar yet (colour+shape 0.79 with the check's guidance interval; squares come out round)."""
+    """The committed T2V follows held-out prompts' colour and direction at 20 DDIM steps (the full
+    check is 48 prompts at 30 steps).  Its shapes are not asserted: its colour+shape figure is just
+    below the bar (benchmarks/ZOO.md)."""
     _assert_layout(T2V_DIR, "TextToVideoSDPipeline")
     pipe = t2v.load_pipeline(T2V_DIR)
     prompts = t2v.heldout_prompts(8)
@@ -173,18 +174,38 @@ def test_t2v_check_refuses_a_bad_guidance_interval(capsys) -> None:
     assert (T2V_DIR / "zoo_info.json").read_bytes() == info
 
 
-def test_resume_continues_the_run_exactly(tmp_path: Path) -> None:
-    """A run resumed from a checkpoint's train_state.pt ends bit-identical to the uninterrupted run."""
-    from safetensors.torch import load_file
-
-    kw = dict(quick=True, log=None, steps=4, save_every=2, schedule="constant")
-    t2i.train(tmp_path / "full", **kw)
-    t2i.train(tmp_path / "resumed", resume=tmp_path / "full" / "checkpoints" / "step-2", **kw)
-    a = load_file(tmp_path / "full" / "unet" / "diffusion_pytorch_model.safetensors")
-    b = load_file(tmp_path / "resumed" / "unet" / "diffusion_pytorch_model.safetensors")
+@pytest.mark.parametrize("model", [t2i, t2v], ids=["t2i", "t2v"])
+def test_resume_continues_the_run_exactly(tmp_path: Path, model) -> None:
+    """A run resumed from a checkpoint's train_state.pt ends bit-identical to the uninterrupted run
+    (the T2V's through its LR cooldown)."""
+    kw = dict(quick=True, log=None, steps=4, save_every=2)
+    model.train(tmp_path / "full", **kw)
+    model.train(tmp_path / "resumed", resume=tmp_path / "full" / "checkpoints" / "step-2", **kw)
+    a, b = _unet_files(tmp_path / "full"), _unet_files(tmp_path / "resumed")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    c = load_file(tmp_path / "full" / "checkpoints" / "step-2" / "unet" / "diffusion_pytorch_model.safetensors")
+    c = _unet_files(tmp_path / "full" / "checkpoints" / "step-2")
     assert not all(torch.equal(a[k], c[k]) for k in a)  # the checkpoint is an earlier state
+
+
+def test_resume_refuses_a_folder_without_a_training_state(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        t2i.main(["train", "--quick", "--out", str(tmp_path / "out"), "--resume", str(tmp_path)])
+    assert exc.value.code == 2 and f"checkpoint '{tmp_path}' has no train_state.pt" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_lr_warms_up_stays_constant_and_cools_down() -> None:
+    """Warm-up over WARMUP steps, then flat, so checkpoint k of a run equals a k-step run; a
+    cooldown falls linearly to 0 over the last steps."""
+    w = t2i.WARMUP
+    assert t2i.lr_factor(0, 10 * w) == 1 / w and t2i.lr_factor(w - 1, 10 * w) == 1.0
+    assert t2i.lr_factor(5 * w, 10 * w) == t2i.lr_factor(5 * w, 6 * w) == 1.0
+    steps, cooldown = 10 * w, 4 * w
+    assert t2i.lr_factor(steps - cooldown, steps, cooldown) == 1.0
+    assert t2i.lr_factor(steps - cooldown // 2, steps, cooldown) == 0.5
+    assert t2i.lr_factor(steps - 1, steps, cooldown) == 1 / cooldown
+    with pytest.raises(ValueError, match=r"cooldown must be between 0 and the run's steps \(3\), got 5"):
+        t2i.Fit(steps=3, batch=1, cooldown=5)
 
 
 def test_prediction_target_follows_the_scheduler() -> None:
@@ -253,7 +274,7 @@ def test_checks_report_their_bar_figures(quick_t2i: Path) -> None:
 
 def test_temporal_weight_weighs_only_what_changes_between_frames() -> None:
     """The frame-difference term adds nothing for a residual that is the same in every frame, and
-    exactly ``w * (1 - alpha_bar) * mean(diff^2)`` otherwise; 2-D latents and w < 0 are refused."""
+    exactly ``w * (1 - alpha_bar) * mean(diff^2)`` otherwise; 2-D latents are refused."""
     static = torch.randn(2, 4, 1, 8, 8).expand(2, 4, 5, 8, 8)
     a = torch.tensor([0.9, 0.0])
     assert torch.allclose(t2i.sample_errors(static, a, 4.0), t2i.sample_errors(static, a, 0.0))
@@ -262,29 +283,9 @@ def test_temporal_weight_weighs_only_what_changes_between_frames() -> None:
     want = moving.pow(2).flatten(1).mean(1) + 4.0 * (1 - a) * diff
     assert torch.allclose(t2i.sample_errors(moving, a, 4.0), want)
     assert t2i.sample_errors(moving, a, 4.0)[1] > t2i.sample_errors(moving, a, 0.0)[1]
-    kw = dict(steps=1, batch=1, lr=1e-3, seed=0, log=None)
+    fit = t2i.Fit(steps=1, batch=1, temporal_weight=1.0)
     with pytest.raises(ValueError, match="temporal_weight needs clips"):
-        t2i.fit_denoiser(
-            None, torch.zeros(2, 4, 8, 8), torch.zeros(2, dtype=torch.long), None, None, temporal_weight=1.0, **kw
-        )
-    with pytest.raises(ValueError, match="temporal_weight must be >= 0"):
-        t2i.fit_denoiser(
-            None, torch.zeros(2, 4, 3, 8, 8), torch.zeros(2, dtype=torch.long), None, None, temporal_weight=-1.0, **kw
-        )
-
-
-def test_t2v_command_line_trains_from_scratch_with_init_from_none(tmp_path: Path) -> None:
-    t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--init-from", "none"])
-    info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())
-    assert info["init_tensors"] == 0 and info["init_from"] is None
-
-
-def test_t2v_command_line_refuses_a_negative_temporal_weight(tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--temporal-weight", "-1"])
-    assert exc.value.code == 2
-    assert "--temporal-weight: must be a number >= 0, got '-1'" in capsys.readouterr().err
-    assert not (tmp_path / "t2v").exists()
+        t2i.fit_denoiser(None, torch.zeros(2, 4, 8, 8), torch.zeros(2, dtype=torch.long), None, None, fit, seed=0)
 
 
 def test_readings_count_what_the_judge_read_per_asked_value() -> None:
@@ -310,73 +311,14 @@ def _unet_files(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
 
 
-def test_joint_training_starts_at_its_step_and_trains_through_frames_mode(tmp_path: Path) -> None:
-    """Image steps are drawn only from ``image_from_step`` on (before it the run equals one without
-    images, bit for bit); an image step bypasses the temporal convolutions, so a run of image steps
-    only leaves them at their initial weights while the spatial layers move."""
-    kw = dict(quick=True, log=None, steps=3, init_from=None, schedule="constant")
-    plain = t2v.train(tmp_path / "plain", **kw)
-    late = t2v.train(tmp_path / "late", image_frac=1.0, image_from_step=3, **kw)
-    a, b = _unet_files(tmp_path / "plain"), _unet_files(tmp_path / "late")
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert late["image_steps"] == 0 and "image_frac" not in plain and late["n_images"] == 16
-    only = t2v.train(tmp_path / "images", image_frac=1.0, **kw)
-    assert only["image_steps"] == 3
-    c = _unet_files(tmp_path / "images")
-    torch.manual_seed(0)  # train() builds its UNet right after seeding torch with the run's seed (0)
-    init = t2v.build_unet(t2i.text_hidden_size(t2i.default_components()), 16, quick=True).state_dict()
-    assert not all(torch.equal(init[k], c[k]) for k in init)
-    temporal_conv = [k for k in c if ".temp_convs." in k]
-    assert temporal_conv and all(torch.equal(c[k], init[k]) for k in temporal_conv)
-    spatial = [k for k in c if ".resnets." in k and k.endswith(".weight")]
-    assert spatial and not all(torch.equal(c[k], init[k]) for k in spatial)
-
-
-def test_joint_training_refuses_bad_arguments(tmp_path: Path, capsys) -> None:
-    clips = torch.zeros(2, 4, 3, 8, 8)
-    with pytest.raises(ValueError, match="image_frac must be in"):
-        t2i.check_images(clips, None, None, 1.5, 0)
-    with pytest.raises(ValueError, match="needs clips"):
-        t2i.check_images(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8), torch.zeros(2), 0.5, 0)
-    with pytest.raises(ValueError, match="needs images"):
-        t2i.check_images(clips, None, None, 0.5, 0)
-    with pytest.raises(ValueError, match=r"\[C,H,W\] = \(4, 8, 8\)"):
-        t2i.check_images(clips, torch.zeros(2, 4, 16, 16), torch.zeros(2), 0.5, 0)
-    with pytest.raises(ValueError, match="one index per image"):
-        t2i.check_images(clips, torch.zeros(2, 4, 8, 8), torch.zeros(3), 0.5, 0)
-    with pytest.raises(SystemExit) as exc:
-        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--image-frac", "1.5"])
-    assert exc.value.code == 2 and "--image-frac: must be a number in [0, 1], got '1.5'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--image-frac", "0.5", "--image-scenes", "0"])
-    assert exc.value.code == 2 and "--image-scenes: must be a whole number >= 1, got '0'" in capsys.readouterr().err
-    assert not (tmp_path / "t2v").exists()
-
-
-def test_cooldown_continues_a_constant_run_and_decays_its_lr(tmp_path: Path) -> None:
-    """A constant run's checkpoint resumed with ``cooldown`` ends bit-identical to a run planned with
-    that cooldown from the start; the decayed run differs from the constant one."""
-    kw = dict(quick=True, log=None, steps=4, schedule="constant")
-    t2i.train(tmp_path / "constant", save_every=2, **kw)
-    planned = t2i.train(tmp_path / "planned", cooldown=2, **kw)
-    t2i.train(tmp_path / "resumed", cooldown=2, resume=tmp_path / "constant" / "checkpoints" / "step-2", **kw)
-    a, b, c = (_unet_files(tmp_path / n) for n in ("planned", "resumed", "constant"))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
-    assert planned["cooldown"] == 2
-
-
 @pytest.mark.parametrize(
     ("main", "args", "message"),
     [
-        (t2i.main, ["--cooldown", "5"], "cooldown must be between 0 and the run's steps (3), got 5"),
-        (t2i.main, ["--cooldown", "-1"], "cooldown must be between 0 and the run's steps (3), got -1"),
-        (t2v.main, ["--schedule", "cosine", "--cooldown", "1"], "cooldown needs the constant schedule"),
         (t2i.main, ["--threads", "0"], "argument --threads: must be a whole number >= 1, got '0'"),
         (t2v.main, ["--threads", "two"], "argument --threads: must be a whole number >= 1, got 'two'"),
     ],
 )
-def test_a_bad_cooldown_or_thread_count_is_refused_before_training(tmp_path: Path, capsys, main, args, message) -> None:
+def test_a_bad_thread_count_is_refused_before_training(tmp_path: Path, capsys, main, args, message) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["train", "--quick", "--out", str(tmp_path / "out"), *args])
     assert exc.value.code == 2 and message in capsys.readouterr().err
@@ -395,23 +337,12 @@ def test_the_t2v_mirrors_the_t2i_architecture(tmp_path: Path, monkeypatch) -> No
     d2, d3 = u2.state_dict(), u3.state_dict()
     assert all(k in d3 and d3[k].numel() == v.numel() for k, v in d2.items())
     # init_from_t2i copies all of them, the 1x1 projections reshaped into the linear ones
-    torch.save(d2, tmp_path / "unet2d.pt")
-    assert t2v.init_from_t2i(u3, tmp_path / "unet2d.pt") == len(d2)
+    u2.save_pretrained(tmp_path / "unet2d")
+    assert t2v.init_from_t2i(u3, tmp_path / "unet2d") == len(d2)
     got = u3.state_dict()
     proj = [k for k, v in d2.items() if v.dim() == 4 and v.shape[2:] == (1, 1) and got[k].dim() == 2]
     assert proj and all(torch.equal(got[k], d2[k].flatten(1)) for k in proj)
     assert all(torch.equal(got[k].reshape(v.shape), v) for k, v in d2.items())
-
-
-def test_the_t2v_recipe_has_a_cooldown_by_default(tmp_path: Path, monkeypatch) -> None:
-    """The recipe's cooldown is the default (capped at the run's steps), and none with the cosine schedule."""
-    seen = []
-    monkeypatch.setattr(t2i, "check_cooldown", lambda c, s, sch: seen.append(c))
-    monkeypatch.setattr(t2v, "training_clips", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("stop")))
-    for kw in ({}, {"steps": 300}, {"schedule": "cosine"}, {"cooldown": 7}):
-        with pytest.raises(RuntimeError, match="stop"):
-            t2v.train(tmp_path / "t2v", log=None, **kw)
-    assert seen == [t2v.COOLDOWN, 300, 0, 7]
 
 
 def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys, keep_torch_threads) -> None:
@@ -430,92 +361,3 @@ def test_recipes_pass_the_thread_count_to_the_trainers(tmp_path: Path, capsys, k
     assert not (tmp_path / "refused").exists()
     with pytest.raises(ValueError, match="threads must be a whole number >= 1, got 0"):
         t2i.train(tmp_path / "bad", quick=True, log=None, threads=0)
-
-
-class _SpyUNet(torch.nn.Module):
-    """Stands in for a UNet: records every input ``fit_denoiser`` feeds it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(()))
-        self.calls: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, encoder_hidden_states: torch.Tensor):
-        from types import SimpleNamespace
-
-        self.calls.append((x.detach().clone(), t.clone(), encoder_hidden_states.clone()))
-        return SimpleNamespace(sample=x * self.w)
-
-
-def test_direction_twins_pair_each_clip_with_its_twin_at_the_same_noise() -> None:
-    """With ``twins``, the second half of every batch is the first half's twins under their own
-    captions, noised at the same timestep with the same noise."""
-    clips, twins = torch.randn(6, 4, 5, 2, 2), torch.randn(6, 4, 5, 2, 2)
-    cond_idx, twin_idx = torch.tensor([0, 1, 2, 0, 1, 2]), torch.tensor([1, 0, 2, 1, 0, 2])
-    embeds = torch.randn(3, 2, 3)
-    unet = _SpyUNet()
-    figs = t2i.fit_denoiser(
-        unet, clips, cond_idx, embeds, torch.zeros(2, 3), twins=twins, twin_cond_idx=twin_idx, cfg_drop=0.0,
-        steps=6, batch=4, lr=1e-3, seed=0, log=None, noise_schedule=t2v.SCHEDULE,
-    )  # fmt: skip
-    assert figs["direction_twins"] is True and len(unet.calls) == 6
-    acp = t2i.ddpm_scheduler(t2v.SCHEDULE).alphas_cumprod
-    for x, t, c in unet.calls:
-        assert x.shape == (4, 4, 5, 2, 2) and torch.equal(t[2:], t[:2])
-        a = acp[t].view(-1, 1, 1, 1, 1)
-        for i in range(2):  # which clip is in slot i: the one whose noisy version leaves the same noise as its twin
-            noise = [(x[i] - a[i].sqrt() * clips[n]) / (1 - a[i]).sqrt() for n in range(6)]
-            twin_noise = [(x[i + 2] - a[i].sqrt() * twins[n]) / (1 - a[i]).sqrt() for n in range(6)]
-            n = next(n for n in range(6) if torch.allclose(noise[n], twin_noise[n], atol=1e-4))
-            assert torch.equal(c[i], embeds[cond_idx[n]]) and torch.equal(c[i + 2], embeds[twin_idx[n]])
-    plain = _SpyUNet()
-    t2i.fit_denoiser(plain, clips, cond_idx, embeds, torch.zeros(2, 3), steps=2, batch=4, lr=1e-3, seed=0, log=None)
-    assert not any(torch.equal(t[2:], t[:2]) for _, t, _ in plain.calls)  # without twins: independent draws
-
-
-def test_direction_twins_refuse_bad_arguments() -> None:
-    clips, idx = torch.zeros(2, 4, 3, 8, 8), torch.zeros(2, dtype=torch.long)
-    with pytest.raises(ValueError, match="need both twins and twin_cond_idx"):
-        t2i.check_twins(clips, clips, None, 4)
-    with pytest.raises(ValueError, match="need clips"):
-        t2i.check_twins(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 8), idx, 4)
-    with pytest.raises(ValueError, match=r"twins must match the clips' shape \(2, 4, 3, 8, 8\)"):
-        t2i.check_twins(clips, torch.zeros(3, 4, 3, 8, 8), idx, 4)
-    with pytest.raises(ValueError, match=r"one index per clip \(2\), got \(3,\)"):
-        t2i.check_twins(clips, clips, torch.zeros(3, dtype=torch.long), 4)
-    with pytest.raises(ValueError, match=r"even batch of at least 2 \(clip \+ twin\), got 3"):
-        t2i.check_twins(clips, clips, idx, 3)
-    t2i.check_twins(clips, None, None, 3)  # no twins: any batch
-
-
-def test_opposite_scene_turns_every_linear_motion_and_the_pan_around() -> None:
-    from toyworld import scene as toy
-
-    def scene(*motions: str, pan: str = "none") -> toy.ToyScene:
-        colours = ("red", "blue")[: len(motions)]
-        objects = [toy.ToyObject(shape="square", colour=c, motion=m) for c, m in zip(colours, motions, strict=True)]
-        return toy.ToyScene(objects=objects, camera_pan=pan, frames=8, seed=3)
-
-    left = scene("left")
-    assert toy.caption(t2v.opposite_scene(left)) == "a red square moving right over a plain white background"
-    assert toy.caption(t2v.opposite_scene(scene("down", "static", pan="right"))) == (
-        "a red square moving up and a blue square over a plain white background, camera panning left"
-    )
-    assert t2v.opposite_scene(scene("static")) == scene("static")
-    # the twin is the generator's own clip of the opposite motion: same look, same row, mirrored path
-    a, b = toy.render(left), toy.render(t2v.opposite_scene(left))
-    ta, tb = np.asarray(a.tracks)[0], np.asarray(b.tracks)[0]
-    assert np.allclose(ta[:, 1], tb[:, 1]) and (np.diff(ta[:, 0]) < 0).all() and (np.diff(tb[:, 0]) > 0).all()
-    with pytest.raises(ValueError, match="a wave path has no opposite direction"):
-        t2v.opposite_scene(scene("up", "wave"))
-
-
-def test_the_t2v_command_line_trains_with_twins(tmp_path: Path) -> None:
-    from toyworld import scene as toy
-
-    t2v.main(["train", "--quick", "--out", str(tmp_path / "t2v"), "--init-from", "none", "--twins"])
-    info = json.loads((tmp_path / "t2v" / "zoo_info.json").read_text())
-    scenes = t2v.t2v_scenes(t2v.TRAIN_SEED, info["n_clips"], frames=info["frames"])
-    caps = {toy.caption(s) for s in scenes}
-    both = caps | {toy.caption(t2v.opposite_scene(s)) for s in scenes}
-    assert info["direction_twins"] is True and info["n_captions"] == len(both) > len(caps)

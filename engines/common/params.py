@@ -27,7 +27,7 @@ def guidance_interval_field() -> Any:
         description="[low, high]: guide only at timesteps t with low <= t / T <= high (T the training "
         "timesteps, 1 = pure noise); elsewhere the prompt's prediction alone (guidance interval, "
         "Kynkaanniemi et al. 2024). [0.5, 1] keeps the layout, colour and motion guidance and "
-        "stops guidance from rounding small shapes at low noise (the toy T2V: benchmarks/ZOO_B.md). low must "
+        "stops guidance from rounding small shapes at low noise (the toy T2V: benchmarks/ZOO.md). low must "
         "stay below the strength, and below each cascade stage's strength: a run starting at t/T = strength "
         "<= low is never guided, and is refused.",
     )

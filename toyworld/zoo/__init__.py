@@ -1,7 +1,9 @@
 """recut's toy model zoo: small models trained on the synthetic world of :mod:`toyworld.scene`.
 
-Part A (this package's ``data``, ``tokenizer``, ``clip``, ``vae``, ``depth``, ``judge``,
-``recipes``): tokenizer, CLIP text encoder, toy CLIP, VAE, depth estimator and pixel-statistics
-judges.  Train/check with ``python -m toyworld.zoo.recipes train|check NAME``.
-Pure torch/diffusers/transformers (no Prefect or Ray).
+``vae``, ``clip`` (the toy CLIP and its text tower), ``depth``, ``motion_text`` (the T2V's text
+encoder), ``t2i`` and ``t2v`` (the diffusion pipelines) train one model each on ``data`` (toy
+datasets) and :mod:`toyworld.scene`; ``recipes`` lists them with :mod:`toyworld.tokenizer`.
+Train/check with ``recut zoo train|check NAME`` or ``python -m toyworld.zoo.recipes train|check NAME``;
+benchmarks/ZOO.md has the recipes and their figures.  Pure torch/diffusers/transformers (no
+Prefect or Ray).
 """

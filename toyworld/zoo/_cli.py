@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["folder_or_none", "fraction", "non_negative", "threads_arg", "whole"]
+__all__ = ["fraction", "non_negative", "threads_arg", "whole"]
 
 
 def non_negative(v: str) -> float:
@@ -44,8 +44,3 @@ def whole(minimum: int) -> Callable[[str], int]:
 
 #: ``--threads``: torch intra-op threads, a whole number >= 1.
 threads_arg = whole(1)
-
-
-def folder_or_none(v: str) -> str | None:
-    """A folder, or ``none`` / empty for no folder."""
-    return None if v.lower() in ("", "none") else v

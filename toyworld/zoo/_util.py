@@ -22,34 +22,16 @@ def seed_all(seed: int) -> None:
 
 
 def set_threads(n: int = 1) -> None:
-    """One intra-op thread (or ``n``): on a shared 2-core machine two OpenMP threads spin-wait
-    against other processes and run 20-50x slower (measured); one thread is robust.  More threads
-    pay off only on an idle machine (the trainers' ``--threads``: the T2I measured 0.29 s/step with
-    2 threads against 0.475 with 1)."""
+    """One torch intra-op thread (or ``n``).  One is robust on a shared machine, where several
+    OpenMP threads spin-wait against other processes; more pay off only on an idle machine (the
+    trainers' ``--threads``)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"threads must be a whole number >= 1, got {n!r}")
     torch.set_num_threads(n)
 
 
-def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: float = 0.05) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    p = (step - warmup) / max(1, total - warmup)
-    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
-
-
 def write_info(folder: str | Path, info: dict[str, Any]) -> None:
     Path(folder, INFO_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
-def continue_info(info: dict[str, Any], prior: dict[str, Any], train_time: float) -> dict[str, Any]:
-    """Record in ``info`` the run it continued from (``prior``: that folder's info file)."""
-    if prior:
-        info["continued_from"] = {k: prior.get(k) for k in ("steps", "train_time_s", "metrics", "continued_from")}
-        info["total_train_time_s"] = round(
-            train_time + prior.get("total_train_time_s", prior.get("train_time_s", 0)), 1
-        )
-    return info
 
 
 def read_info(folder: str | Path) -> dict[str, Any]:
@@ -81,6 +63,8 @@ def progress(step: int, steps: int, timer: Timer, max_seconds: float) -> float:
 
 
 def lr_at(p: float, base: float, warmup_frac: float = 0.03, floor: float = 0.03) -> float:
+    """The LR at progress ``p`` in [0, 1]: a linear warm-up over ``warmup_frac``, then a cosine
+    decay to ``floor`` x ``base``."""
     if p < warmup_frac:
         return base * max(p / warmup_frac, 0.01)
     q = (p - warmup_frac) / (1 - warmup_frac)

@@ -45,6 +45,9 @@ TEXT_ENCODER_DIR = REPO_ROOT / "models" / "toy" / "text_encoder"
 CLIP_MEAN = (0.5, 0.5, 0.5)
 CLIP_STD = (0.5, 0.5, 0.5)
 BAR = 0.90
+LR = 1e-3
+#: Wall-time cap (see :func:`train`).
+TRAIN_MINUTES = 18
 
 
 def build_clip(tokenizer: Any) -> Any:
@@ -197,18 +200,15 @@ def train(
     quick: bool = False,
     seed: int = 0,
     steps: int | None = None,
-    max_seconds: float = 18 * 60,
-    aux_weight: float = 1.0,
-    init_from: str | Path | None = None,
+    max_seconds: float = TRAIN_MINUTES * 60,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """Contrastive training; the LR schedule follows ``_util.progress`` (step or time fraction
-    of ``max_seconds``, whichever is larger).
-
-    ``aux_weight``: weight of an auxiliary prompt-classification loss: each single-object frame
-    of the batch against the 24 templates ``"a {colour} {shape}"`` (cross-entropy with the CLIP
+    """Contrastive training plus an auxiliary prompt classification: each single-object frame of
+    the batch against the 24 templates ``"a {colour} {shape}"`` (cross-entropy with the CLIP
     logits), which gives hard negatives differing only in shape (random contrastive batches
-    mostly differ in colour, so shape is learnt slowly)."""
+    mostly differ in colour).  The LR schedule follows ``_util.progress`` (step or time fraction
+    of ``max_seconds``, whichever is larger), so on a slow or shared machine it anneals on time
+    and the run stops at the cap."""
     set_threads(threads)
     seed_all(seed)
     timer = Timer()
@@ -221,13 +221,8 @@ def train(
     tmpl = tok(templates, padding=True, return_tensors="pt")
     frames = _pixels(frames_u8)
     n = len(frames)
-    if init_from:
-        from transformers import CLIPModel
-
-        model = CLIPModel.from_pretrained(str(init_from))
-    else:
-        model = build_clip(tok)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05, betas=(0.9, 0.98))
+    model = build_clip(tok)
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.05, betas=(0.9, 0.98))
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng([seed, 5])
     model.train()
@@ -238,7 +233,7 @@ def train(
             stopped_early = True
             break
         done = step + 1
-        lr = lr_at(prog, 1e-3)
+        lr = lr_at(prog, LR)
         for pg in opt.param_groups:
             pg["lr"] = lr
         idx = torch.randint(0, n, (batch,), generator=g).tolist()
@@ -261,10 +256,10 @@ def train(
         )
         lab = torch.from_numpy(labels[idx])
         single = lab >= 0
-        if aux_weight > 0 and bool(single.any()):
+        if bool(single.any()):
             temb = model(input_ids=tmpl.input_ids, attention_mask=tmpl.attention_mask, pixel_values=x[:1]).text_embeds
             aux_logits = model.logit_scale.exp() * outp.image_embeds[single] @ temb.T
-            loss = loss + aux_weight * F.cross_entropy(aux_logits, lab[single])
+            loss = loss + F.cross_entropy(aux_logits, lab[single])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -295,8 +290,6 @@ def train(
         "planned_steps": steps,
         "stopped_early": stopped_early,
         "batch": batch,
-        "aux_weight": aux_weight,
-        "init_from": str(init_from) if init_from else None,
         "train_frames": n,
         "train_time_s": round(train_time, 1),
         "threads": threads,

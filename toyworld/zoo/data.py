@@ -10,7 +10,7 @@ determined by its *split*, the scene index range and the keyword arguments:
 * ``"train1"`` / ``"heldout1"``: the same seeds offset by 1 (1001 / 2001) for single-object
   streams (``max_objects=1``) so they do not repeat the multi-object scenes.
 
-Main entry points (what the UNet trainers in ``t2i.py``/``t2v.py`` use):
+Main entry points (what the VAE, CLIP and depth trainers use):
 
 ``clips(split, count, start=0, **scene_kw) -> list[ToyClip]``
     Rendered clips (``frames`` uint8 ``[T,64,64,3]``, masks, depth, caption ...).
@@ -18,9 +18,6 @@ Main entry points (what the UNet trainers in ``t2i.py``/``t2v.py`` use):
     Single frames: ``{"frames": float32 [N,3,64,64] in [-1,1], "uint8": [N,64,64,3],
     "captions": list[str], "depth": float32 [N,1,64,64] (0 near .. 1 far),
     "masks": bool [N,K_max,64,64] (visible masks, zero-padded), "scene_index": int [N]}``.
-``video_batch(split, count, start=0, frames=8, **scene_kw) -> dict``
-    Clips: ``{"frames": float32 [N,T,3,64,64] in [-1,1], "uint8": [N,T,64,64,3],
-    "captions": list[str], "depth": [N,T,1,64,64], "masks": bool [N,T,K_max,64,64]}``.
 ``to_model(uint8) / to_uint8(x)``
     uint8 ``[...,H,W,3]`` <-> float ``[...,3,H,W]`` in [-1,1] (the VAE/UNet range).
 
@@ -53,7 +50,6 @@ __all__ = [
     "split_seed",
     "to_model",
     "to_uint8",
-    "video_batch",
 ]
 
 
@@ -134,18 +130,4 @@ def frame_batch(
         "depth": torch.from_numpy(np.stack(depth))[:, None],
         "masks": np.stack(masks),
         "scene_index": np.array(idx),
-    }
-
-
-def video_batch(split: str, count: int, start: int = 0, frames: int = 8, **scene_kw: Any) -> dict[str, Any]:
-    """Whole clips of ``frames`` frames from ``count`` scenes (see the module docstring)."""
-    cs = clips(split, count, start, frames=frames, **scene_kw)
-    u8a = np.stack([c.frames for c in cs])
-    return {
-        "frames": to_model(u8a),
-        "uint8": u8a,
-        "captions": [c.caption for c in cs],
-        "depth": torch.from_numpy(np.stack([c.depth for c in cs]))[:, :, None],
-        "masks": np.stack([_pad_masks(c.masks) for c in cs]),
-        "clips": cs,
     }

@@ -38,29 +38,22 @@ import torch.nn.functional as F
 
 from recut.models import REPO_ROOT
 from toyworld.zoo import data
-from toyworld.zoo._util import (
-    EMA,
-    Timer,
-    continue_info,
-    log,
-    lr_at,
-    progress,
-    read_info,
-    seed_all,
-    set_threads,
-    write_info,
-)
+from toyworld.zoo._util import EMA, Timer, log, lr_at, progress, seed_all, set_threads, write_info
 
 DEFAULT_DIR = REPO_ROOT / "models" / "toy" / "depth"
 BAR = 0.90
 MIN_PIXELS = 8
 
 
-TRAIN_SCENES = 20000  # 5000 gave 85.8 %, 10000 gave 87.8 % at 6000 steps (ZOO_A.md)
-TRAIN_STEPS = 16000  # 8000 (with augment + EMA) gave 87.8 / 85.8 % on seeds 0 / 1 (ZOO_A.md)
+TRAIN_SCENES = 20000
+TRAIN_STEPS = 16000
+TRAIN_BATCH = 32
+LR = 1e-3
 EMA_DECAY = 0.999
 EVAL_EVERY = 1000  # steps between the training log's evaluations (150 held-out scenes)
-TRAIN_MINUTES = 28  # the 30-min budget; on a slow or shared machine the schedule anneals on time
+#: Wall-time cap: the LR schedule follows the larger of the step and the time fraction, so on a
+#: slow or shared machine it anneals on time and the run stops at the cap.
+TRAIN_MINUTES = 28
 
 
 def build_depth() -> Any:
@@ -266,41 +259,28 @@ def train(
     seed: int = 0,
     steps: int | None = None,
     max_seconds: float = TRAIN_MINUTES * 60,
-    rank_weight: float = 1.0,
-    init_from: str | Path | None = None,
-    lr: float = 1e-3,
     n_scenes: int | None = None,
     threads: int = 1,
-    augmentations: bool = True,
-    ema_decay: float = EMA_DECAY,
 ) -> dict[str, Any]:
-    """Weighted L1 + ``rank_weight`` x a logistic ranking loss on the mean predicted depth of
-    occluding object pairs (the quality metric, made differentiable); LR schedule on
-    ``_util.progress`` (step or time fraction, the larger).  ``augmentations``: :func:`augment`
-    on every batch (else every other batch is mirrored); ``ema_decay`` > 0 saves an exponential
+    """Weighted L1 + a logistic ranking loss on the mean predicted depth of occluding object pairs
+    (the quality metric, made differentiable), :func:`augment` on every batch; LR schedule on
+    ``_util.progress`` (step or time fraction of ``max_seconds``, the larger).  Saves an exponential
     moving average of the weights (``zoo_info.json`` also records the live weights' figures)."""
     set_threads(threads)
     seed_all(seed)
     timer = Timer()
-    batch = 8 if quick else 32
+    batch = 8 if quick else TRAIN_BATCH
     n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
     steps = steps or (3 if quick else TRAIN_STEPS)
     log(f"depth: rendering {n_scenes} scenes")
     ts = _training_set(n_scenes, seed)
     x_all, d_all, m_all, r_all = ts["x"], ts["depth"], ts["masks"], ts["rank"]
     n = len(x_all)
-    if init_from:
-        from transformers import DPTForDepthEstimation
-
-        model = DPTForDepthEstimation.from_pretrained(str(init_from))
-    else:
-        model = build_depth()
-    prior = read_info(init_from) if init_from else {}
-    base_lr = lr
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    model = build_depth()
+    opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.01)
     g = torch.Generator().manual_seed(seed)
     g_aug = torch.Generator().manual_seed(seed + 1)
-    ema = EMA(model, ema_decay) if ema_decay > 0 else None
+    ema = EMA(model, EMA_DECAY)
     model.train()
     stopped_early, done = False, 0
     for step in range(steps):
@@ -309,41 +289,31 @@ def train(
             stopped_early = True
             break
         done = step + 1
-        lr = lr_at(prog, base_lr)
+        lr = lr_at(prog, LR)
         for pg in opt.param_groups:
             pg["lr"] = lr
         idx = torch.randint(0, n, (batch,), generator=g)
-        x, d, m, r = x_all[idx], d_all[idx], m_all[idx], r_all[idx]
-        if augmentations:
-            x, d, m = augment(x, d, m, g_aug)
-        elif step % 2 == 1:
-            x, d, m = x.flip(-1), d.flip(-1), m.flip(-1)
+        x, d, m = augment(x_all[idx], d_all[idx], m_all[idx], g_aug)
         pred = model(pixel_values=x).predicted_depth
         w = 1.0 + 2.0 * (d < 1.0).float()
-        loss = (w * (pred - d).abs()).sum() / w.sum() + rank_weight * _rank_loss(pred, m, r)
+        loss = (w * (pred - d).abs()).sum() / w.sum() + _rank_loss(pred, m, r_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if ema is not None:
-            ema.update(model, step)
+        ema.update(model, step)
         if step % 50 == 0 or step == steps - 1:
             log(f"depth step {step}/{steps} p {prog:.3f} loss {loss.item():.4f} lr {lr:.2e} t {timer.elapsed():.0f}s")
         if not quick and step % EVAL_EVERY == EVAL_EVERY - 1:
             live = evaluate(model=model, processor=build_processor(), n=150)["order_acc_occluding"]
-            avg = (
-                evaluate(model=_averaged(model, ema), processor=build_processor(), n=150)["order_acc_occluding"]
-                if ema is not None
-                else live
-            )
+            avg = evaluate(model=_averaged(model, ema), processor=build_processor(), n=150)["order_acc_occluding"]
             log(f"depth eval@{step + 1} (150 scenes, occluding-pair order): live {live:.3f} ema {avg:.3f}")
             model.train()
     model.eval()
     train_time = timer.elapsed()
     n_eval = 40 if quick else 300
-    live_metrics = evaluate(model=model, processor=build_processor(), n=n_eval) if ema is not None else None
-    if ema is not None:
-        ema.copy_to(model)
+    live_metrics = evaluate(model=model, processor=build_processor(), n=n_eval)
+    ema.copy_to(model)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
@@ -357,16 +327,13 @@ def train(
         "planned_steps": steps,
         "stopped_early": stopped_early,
         "batch": batch,
-        "rank_weight": rank_weight,
-        "augmentations": augmentations,
-        "ema_decay": ema_decay,
+        "ema_decay": EMA_DECAY,
         "train_frames": n,
         "train_time_s": round(train_time, 1),
         "threads": threads,
         "metrics": metrics,
+        "metrics_live_weights": live_metrics,
     }
-    if live_metrics is not None:
-        info["metrics_live_weights"] = live_metrics
-    write_info(out, continue_info(info, prior, train_time))
+    write_info(out, info)
     log(f"depth done: {info}")
     return info

@@ -1,14 +1,13 @@
 """Registry of toy-zoo recipes and a CLI.
 
 ``RECIPES[name] = Recipe(train, folder, description, depends_on, check)``; ``train(out, quick,
-seed)`` trains and saves a ``from_pretrained`` folder (writing ``zoo_info.json`` with the train
-time and quality figures) and ``check(folder)`` returns the quality figures with ``"passed"``.
+seed, threads)`` trains and saves a ``from_pretrained`` folder (writing ``zoo_info.json`` with the
+train time and quality figures) and ``check(folder)`` returns the quality figures with ``"passed"``.
 
 CLI::
 
     python -m toyworld.zoo.recipes list
-    python -m toyworld.zoo.recipes train NAME [--quick] [--out DIR] [--seed N]
-        (vae, depth: [--init-from DIR] [--minutes M] [--lr LR] to continue a training)
+    python -m toyworld.zoo.recipes train NAME [--quick] [--out DIR] [--seed N] [--threads N]
     python -m toyworld.zoo.recipes check NAME [--out DIR]
     python -m toyworld.zoo.recipes report        # folder sizes + recorded figures (JSON)
 
@@ -23,7 +22,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +34,13 @@ TOY_DIR = REPO_ROOT / "models" / "toy"
 
 @dataclass(frozen=True)
 class Recipe:
-    #: ``train(out, quick=, seed=, threads=, **options)``; ``threads``: torch intra-op threads
-    #: (recipes without a torch training ignore it)
+    #: ``train(out, quick=, seed=, threads=)``; ``threads``: torch intra-op threads (recipes
+    #: without a torch training ignore it)
     train: Callable[..., dict[str, Any]]
     folder: Path
     description: str
     depends_on: tuple[str, ...] = ()
     check: Callable[..., dict[str, Any]] | None = None
-    check_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def _tokenizer_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
@@ -58,10 +56,10 @@ def _tokenizer_check(folder: str | Path, **_: Any) -> dict[str, Any]:
     return tokenizer.check_tokenizer(folder)
 
 
-def _vae_train(out: str | Path, quick: bool = False, seed: int = 0, **kw: Any) -> dict[str, Any]:
+def _vae_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
     from toyworld.zoo import vae
 
-    return vae.train(out, quick=quick, seed=seed, **kw)
+    return vae.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _vae_check(folder: str | Path, n: int = 256) -> dict[str, Any]:
@@ -96,10 +94,10 @@ def _text_encoder_check(folder: str | Path, clip_dir: str | Path | None = None) 
     return clip.check_text_encoder(folder, clip_dir or TOY_DIR / "clip")
 
 
-def _depth_train(out: str | Path, quick: bool = False, seed: int = 0, **kw: Any) -> dict[str, Any]:
+def _depth_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
     from toyworld.zoo import depth
 
-    return depth.train(out, quick=quick, seed=seed, **kw)
+    return depth.train(out, quick=quick, seed=seed, threads=threads)
 
 
 def _depth_check(folder: str | Path, n: int = 300) -> dict[str, Any]:
@@ -137,7 +135,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-# --- part B: toy text-to-image / text-to-video UNets (toyworld/zoo/t2i.py, t2v.py) ---
+# --- the T2V's text encoder and the text-to-image / text-to-video UNets (motion_text.py, t2i.py, t2v.py) ---
 
 
 def _t2i_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
@@ -210,10 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads", type=threads_arg, default=1, help="torch threads (default 1; more pay off on an idle machine)"
     )
-    ap.add_argument("--init-from", type=Path, help="vae/depth: continue training from this folder")
-    ap.add_argument("--minutes", type=float, help="vae/depth: time budget (default 20 / 28)")
-    ap.add_argument("--lr", type=float, help="vae/depth: peak learning rate (default 1.5e-3 / 1e-3)")
-    ap.add_argument("--rank-weight", type=float, help="depth: weight of the occlusion ranking loss (default 1)")
     args = ap.parse_args(argv)
     if args.command == "list":
         for name, r in RECIPES.items():
@@ -249,20 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         if args.quick and args.out is None:
             ap.error("--quick needs --out (quick models must not replace the committed ones)")
-        extra: dict[str, Any] = {}
-        if args.init_from is not None:
-            extra["init_from"] = args.init_from
-        if args.minutes is not None:
-            extra["max_seconds"] = args.minutes * 60
-        if args.lr is not None:
-            extra["lr"] = args.lr
-        if args.rank_weight is not None:
-            if args.name != "depth":
-                ap.error("--rank-weight is a depth option")
-            extra["rank_weight"] = args.rank_weight
-        if extra and args.name not in ("vae", "depth"):
-            ap.error("--init-from/--minutes/--lr are only supported by the vae and depth recipes")
-        info = r.train(out, quick=args.quick, seed=args.seed, threads=args.threads, **extra)
+        info = r.train(out, quick=args.quick, seed=args.seed, threads=args.threads)
         print(json.dumps(info, indent=2, default=str))
         return 0
     res = r.check(out) if r.check else {"passed": None}

@@ -1,4 +1,4 @@
-"""Toy text-to-image model: a small SD-1.5-layout pipeline that really learned the toy world.
+"""Toy text-to-image model: a small SD-1.5-layout pipeline trained on the toy world.
 
 A small :class:`diffusers.UNet2DConditionModel` is trained (epsilon prediction, DDPM
 objective, SD-1.5 noise schedule) on the frozen toy VAE's ``4x16x16`` latents of
@@ -11,9 +11,12 @@ classifier-free guidance).  The result is saved as an SD-1.5-layout pipeline fol
     models/toy/t2i/scheduler/          DDIMScheduler config (scaled_linear 0.00085-0.012, 1000 steps)
     models/toy/t2i/{vae,text_encoder,tokenizer} -> ../vae, ../text_encoder, ../tokenizer (relative symlinks)
 
+The training loop (:func:`fit_denoiser`, set up by a :class:`Fit` and a :class:`Run`), the
+pipeline folder and the command line are shared with the T2V (:mod:`toyworld.zoo.t2v`).
+
 API
 ---
-* :func:`train(out_dir, quick=False, seed=0, components=None)` -> dict of figures.
+* :func:`train(out_dir, quick=False, seed=0, ...)` -> dict of figures.
 * :func:`check(model_dir, n_prompts=48, steps=30, guidance=5.0)` -> dict of quality figures
   (fraction of held-out single-object prompts whose sample shows the prompt's colour and shape).
 * :func:`load_pipeline`, :func:`sample`, :func:`heldout_prompts`, :func:`judge_image`.
@@ -22,18 +25,18 @@ API
 ``models/toy`` when those exist, else ``models/tiny-random/sd`` (a random stand-in, for
 smoke tests only).
 
-CLI: ``python -m toyworld.zoo.t2i train [--quick] [--out DIR]`` / ``check [DIR]``.
+CLI: ``python -m toyworld.zoo.t2i train [--quick] [--out DIR] [--save-every N] [--resume CHECKPOINT]``
+/ ``check [DIR]``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,35 +44,35 @@ import numpy as np
 import torch
 
 from engines.common.finetune import prediction_target
-from engines.common.temporal import frames_mode
+from recut.models import REPO_ROOT
 from toyworld import scene as toy
 from toyworld.tinymodels import SD15_SCHEDULE
 from toyworld.zoo._cli import threads_arg
 from toyworld.zoo._util import EMA, set_threads
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = REPO_ROOT
 TOY_ROOT = REPO / "models" / "toy"
 TINY_ROOT = REPO / "models" / "tiny-random" / "sd"
 DEFAULT_OUT = TOY_ROOT / "t2i"
 COMPONENTS = ("vae", "text_encoder", "tokenizer")
-INFO_FILE = "zoo_info.json"  # same name as part A's zoo trainers
+INFO_FILE = "zoo_info.json"  # the name every zoo trainer writes its figures to
 #: Quality bar: fraction of held-out prompts whose sample shows the prompt's colour and shape.
 BAR_COLOUR_SHAPE = 0.8
 
 #: SD-1.5 noise schedule.
 SCHEDULE = SD15_SCHEDULE
 
-#: Architecture / optimisation of the committed model.
-#: Layout "A" of benchmarks/ZOO_B.md: wider at 16x16, no attention there (self-attention over 256
-#: positions was most of a step's time); per step 0.38 s against 0.61 s of (32, 64) with attention on top.
+#: UNet channels per resolution level (top first); the T2V mirrors them (toyworld/zoo/t2v.py).
 T2I_CHANNELS = (64, 64)
 #: Per resolution level (top first): True for a cross-attention block (self- and cross-attention
-#: after each ResNet), False for a plain ResNet block.  The T2V mirrors it (toyworld/zoo/t2v.py).
+#: after each ResNet), False for a plain ResNet block.  None at 16x16, where self-attention over
+#: 256 positions would cost most of a step.
 T2I_ATTENTION = (False, True)
 T2I_HEADS = 4
 LR = 5e-4
-LR_SCHEDULE = "constant"  # flat after warm-up: checkpoint k of a long run == a k-step run
-MIN_SNR = None  # Min-SNR-5 tried on a proxy: worse colour adherence at 600 steps
+#: Linear LR warm-up steps; the LR is constant after them (so checkpoint k of a run equals a
+#: k-step run) unless a :attr:`Fit.cooldown` lowers it at the end.
+WARMUP = 100
 EMA_DECAY = 0.995
 TRAIN_STEPS = 6000
 TRAIN_BATCH = 64
@@ -253,74 +256,66 @@ def ddim_scheduler(schedule: dict[str, Any] | None = None):
     return DDIMScheduler(**(schedule or SCHEDULE))
 
 
+# --------------------------------------------------------------------------- fitting
+
+
 def sample_errors(resid: torch.Tensor, alpha_bar: torch.Tensor, temporal_weight: float = 0.0) -> torch.Tensor:
     """Per-sample training error of a residual ``pred - target`` (``[B,C,H,W]`` or ``[B,C,F,H,W]``):
     its mean square, plus ``temporal_weight * (1 - alpha_bar)`` times the mean square of its
-    frame-to-frame differences (clips only; see :func:`fit_denoiser`)."""
+    frame-to-frame differences (clips only).
+
+    For v prediction the second term is the squared error of the predicted clip's frame
+    differences.  It is a positive quadratic form per sample, so the optimum is unchanged, but
+    what is static in a clip (the background) gets no extra weight, what moves gets all of it,
+    and the weight is largest at high noise, where the sampler lays out the motion."""
     err = resid.pow(2).flatten(1).mean(1)
     if temporal_weight:
         err = err + temporal_weight * (1 - alpha_bar) * resid.diff(dim=2).pow(2).flatten(1).mean(1)
     return err
 
 
-def check_cooldown(cooldown: int, steps: int, schedule: str) -> None:
-    """Refuse a cooldown that is negative, longer than the run, or set with the cosine schedule."""
-    if cooldown < 0 or cooldown > steps:
-        raise ValueError(f"cooldown must be between 0 and the run's steps ({steps}), got {cooldown}")
-    if cooldown and schedule != "constant":
-        raise ValueError(f"cooldown needs the constant schedule, got schedule {schedule!r}")
+def lr_factor(step: int, steps: int, cooldown: int = 0) -> float:
+    """The LR of ``step`` (0-based) of a ``steps``-step run as a fraction of the peak: a linear
+    warm-up over :data:`WARMUP` steps, then constant, falling linearly to 0 over the last
+    ``cooldown`` steps."""
+    f = min(1.0, (step + 1) / WARMUP)
+    return f * min(1.0, (steps - step) / cooldown) if cooldown else f
 
 
-def check_image_schedule(image_frac: float, image_from_step: int) -> None:
-    """``image_frac`` in [0, 1] and ``image_from_step`` >= 0 (see :func:`fit_denoiser`)."""
-    if not 0.0 <= image_frac <= 1.0:
-        raise ValueError(f"image_frac must be in [0, 1], got {image_frac}")
-    if image_from_step < 0:
-        raise ValueError(f"image_from_step must be >= 0, got {image_from_step}")
+@dataclass(frozen=True)
+class Fit:
+    """How :func:`fit_denoiser` trains: one recipe's objective and optimisation."""
 
+    steps: int
+    batch: int
+    lr: float = LR
+    ema_decay: float = EMA_DECAY
+    #: share of conditions replaced by the empty caption's (for classifier-free guidance)
+    cfg_drop: float = 0.1
+    #: LR cooldown steps at the end of the run (:func:`lr_factor`)
+    cooldown: int = 0
+    #: weight of the residual's frame-to-frame differences (clips only, :func:`sample_errors`)
+    temporal_weight: float = 0.0
+    #: the diffusers scheduler config (noise schedule and prediction type); None: :data:`SCHEDULE`
+    noise_schedule: dict[str, Any] | None = field(default=None, hash=False)
+    log_every: int = 100
 
-def check_images(
-    latents: torch.Tensor,
-    images: torch.Tensor | None,
-    image_cond_idx: torch.Tensor | None,
-    image_frac: float,
-    image_from_step: int,
-) -> None:
-    """The joint-training arguments of :func:`fit_denoiser` (a ``ValueError`` naming the bad one)."""
-    check_image_schedule(image_frac, image_from_step)
-    if not image_frac:
-        return
-    if latents.dim() != 5:
-        raise ValueError(f"image_frac needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
-    if images is None or image_cond_idx is None:
-        raise ValueError("image_frac > 0 needs images and image_cond_idx")
-    want = (latents.shape[1], *latents.shape[3:])
-    if images.dim() != 4 or tuple(images.shape[1:]) != want:
-        raise ValueError(f"images must be [M,C,H,W] with [C,H,W] = {want} as the clips, got {tuple(images.shape)}")
-    if image_cond_idx.shape != images.shape[:1]:
-        raise ValueError(
-            f"image_cond_idx must have one index per image ({images.shape[0]}), got {tuple(image_cond_idx.shape)}"
-        )
+    def __post_init__(self) -> None:
+        if not 0 <= self.cooldown <= self.steps:
+            raise ValueError(f"cooldown must be between 0 and the run's steps ({self.steps}), got {self.cooldown}")
 
-
-def check_twins(
-    latents: torch.Tensor, twins: torch.Tensor | None, twin_cond_idx: torch.Tensor | None, batch: int
-) -> None:
-    """The direction twins of :func:`fit_denoiser`: one twin clip and condition per clip, an even batch."""
-    if twins is None and twin_cond_idx is None:
-        return
-    if twins is None or twin_cond_idx is None:
-        raise ValueError("direction twins need both twins and twin_cond_idx")
-    if latents.dim() != 5:
-        raise ValueError(f"direction twins need clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
-    if twins.shape != latents.shape:
-        raise ValueError(f"twins must match the clips' shape {tuple(latents.shape)}, got {tuple(twins.shape)}")
-    if twin_cond_idx.shape != latents.shape[:1]:
-        raise ValueError(
-            f"twin_cond_idx must have one index per clip ({latents.shape[0]}), got {tuple(twin_cond_idx.shape)}"
-        )
-    if batch < 2 or batch % 2:
-        raise ValueError(f"direction twins need an even batch of at least 2 (clip + twin), got {batch}")
+    def figures(self) -> dict[str, Any]:
+        """The settings ``zoo_info.json`` records."""
+        sched = ddpm_scheduler(self.noise_schedule).config
+        return {
+            "batch": self.batch,
+            "lr": self.lr,
+            "ema_decay": self.ema_decay,
+            "prediction_type": sched.prediction_type,
+            "zero_terminal_snr": bool(sched.rescale_betas_zero_snr),
+            **({"cooldown": self.cooldown} if self.cooldown else {}),
+            **({"temporal_weight": self.temporal_weight} if self.temporal_weight else {}),
+        }
 
 
 def fit_denoiser(
@@ -329,89 +324,35 @@ def fit_denoiser(
     cond_idx: torch.Tensor,
     embeds: torch.Tensor,
     null_embed: torch.Tensor,
+    fit: Fit,
     *,
-    steps: int,
-    batch: int,
-    lr: float,
     seed: int,
-    cfg_drop: float = 0.1,
-    ema_decay: float = 0.999,
-    max_seconds: float | None = None,
-    min_snr: float | None = MIN_SNR,
-    schedule: str = LR_SCHEDULE,
-    cooldown: int = 0,
-    save_every: int = 0,
-    on_checkpoint=None,
     resume: dict[str, Any] | None = None,
-    log_every: int = 100,
-    noise_schedule: dict[str, Any] | None = None,
-    temporal_weight: float = 0.0,
-    images: torch.Tensor | None = None,
-    image_cond_idx: torch.Tensor | None = None,
-    image_frac: float = 0.0,
-    image_from_step: int = 0,
-    twins: torch.Tensor | None = None,
-    twin_cond_idx: torch.Tensor | None = None,
+    save_every: int = 0,
+    on_checkpoint: Callable[[int, Any, dict[str, Any]], None] | None = None,
     log=print,
 ) -> dict[str, Any]:
-    """DDPM training (epsilon or v prediction, as ``noise_schedule`` says; default SD-1.5, epsilon)
-    on precomputed latents ``[N,...]`` whose condition is ``embeds[cond_idx[n]]``; ``cfg_drop`` of
-    conditions replaced by ``null_embed``.
-    Works for 2-D (``[N,C,H,W]``) and 3-D (``[N,C,F,H,W]``) UNets.  Weights end as the EMA.
+    """DDPM training as ``fit`` says (epsilon or v prediction, as its noise schedule says) on
+    precomputed latents ``[N,C,H,W]`` or clips ``[N,C,F,H,W]`` whose condition is
+    ``embeds[cond_idx[n]]``; a ``fit.cfg_drop`` share of conditions is replaced by ``null_embed``.
+    The weights end as the EMA.  Seeded and step-determined (bit-identical reruns on one thread).
 
-    Warm-up then cosine LR over the progress ``max(step / steps, elapsed / max_seconds)``;
-    training stops when the progress reaches 1, so with ``max_seconds`` binding (a slow or
-    shared CPU) the run is shorter and no longer bit-reproducible (``stopped_by`` says which).
-
-    ``schedule="constant"`` keeps the LR flat after warm-up, so the EMA weights after ``k`` steps
-    of a long run equal those of a run with ``steps=k``; ``on_checkpoint(step, ema_unet)`` is then
-    called every ``save_every`` steps (the UNet passed holds the EMA weights only for the call) with
-    the full training state (live weights, optimiser, EMA, generator); ``resume`` takes such a state
-    and continues the run exactly as if it had not stopped.
-
-    ``cooldown`` (constant schedule only): the LR falls linearly to zero over the last ``cooldown``
-    steps (warm-up, stable, decay).  Steps before the decay are those of the constant run, so a
-    constant run's checkpoint resumed with a cooldown continues exactly as one planned that way.
-
-    ``temporal_weight`` (3-D only) adds ``temporal_weight * (1 - alpha_bar_t)`` times the mean
-    squared frame-to-frame *difference* of the residual; for v prediction that is the squared
-    error of the predicted clip's frame differences.  A positive quadratic form per sample, so the
-    optimum is unchanged, but what is static in a clip (most of it: the background) gets no extra
-    weight, what moves gets it all, and the weight is largest at high noise, where the sampler
-    lays out the motion.  It is what made the toy T2V bind direction words (benchmarks/ZOO_B.md).
-
-    Joint image-video training (3-D only): from step ``image_from_step`` on, a step is an *image*
-    step with probability ``image_frac``: ``batch * F`` still-image latents (``images [M,C,H,W]``,
-    conditioned on ``embeds[image_cond_idx]``) as one-frame clips, inside
-    :func:`engines.common.temporal.frames_mode` (temporal convolutions bypassed, attention per
-    frame; the Dreamix *frames* objective), so the spatial layers keep learning from many more
-    distinct images than the clips hold.  No random draw is made before ``image_from_step``, so a
-    run resumed there with images added continues exactly as one planned that way.
-
-    Direction twins (3-D only): ``twins [N,C,F,H,W]`` holds, for each clip, the same scene rendered
-    with every motion turned around (``moving left`` <-> ``moving right``, ``up`` <-> ``down``),
-    conditioned on ``embeds[twin_cond_idx[n]]``.  A clip step then draws ``batch // 2`` clips and
-    adds each one's twin, noised at the same timestep with the same noise: a twin pair has the same
-    look and opposite motions, so what tells their targets apart is the direction word alone."""
-    if temporal_weight < 0:
-        raise ValueError(f"temporal_weight must be >= 0, got {temporal_weight}")
-    if temporal_weight and latents.dim() != 5:
+    ``on_checkpoint(step, ema_unet, state)`` is called every ``save_every`` steps (the UNet passed
+    holds the EMA weights only for the call) with the full training state (live weights,
+    optimiser, EMA, generators); ``resume`` takes such a state and continues the run exactly as
+    if it had not stopped."""
+    if fit.temporal_weight and latents.dim() != 5:
         raise ValueError(f"temporal_weight needs clips [N,C,F,H,W], got latents of shape {tuple(latents.shape)}")
-    check_images(latents, images, image_cond_idx, image_frac, image_from_step)
-    check_twins(latents, twins, twin_cond_idx, batch)
-    check_cooldown(cooldown, steps, schedule)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    sched = ddpm_scheduler(noise_schedule)
+    sched = ddpm_scheduler(fit.noise_schedule)
     acp = sched.alphas_cumprod.float()
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
-    # a constant schedule's warm-up must not depend on `steps`, so step k of a long run equals a k-step run
-    warm = max(1, min(100, steps // 10)) if schedule == "cosine" else 100
-    ema = EMA(unet, ema_decay)
+    opt = torch.optim.AdamW(unet.parameters(), lr=fit.lr, weight_decay=0.01)
+    ema = EMA(unet, fit.ema_decay)
     unet.train()
-    n = latents.shape[0]
+    n, steps = latents.shape[0], fit.steps
     losses: list[float] = []
-    done = image_steps = 0
+    done = 0
     if resume is not None:
         unet.load_state_dict(resume["model"])
         opt.load_state_dict(resume["opt"])
@@ -421,56 +362,22 @@ def fit_denoiser(
         g.set_state(resume["gen"])
         torch.set_rng_state(resume["torch_rng"])
         done, losses = resume["step"], list(resume["losses"])
-        image_steps = resume.get("image_steps", 0)
-    t0 = time.perf_counter()
-    stopped_by = "steps"
+    start, t0 = done, time.perf_counter()
     for step in range(done, steps):
-        el = time.perf_counter() - t0
-        prog = step / steps
-        if max_seconds:
-            if el >= max_seconds:
-                stopped_by = "time"
-                break
-            prog = max(prog, el / max_seconds)
-        f = min(1.0, (step + 1) / warm)
-        if schedule == "cosine":
-            f *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
-        elif cooldown:
-            f *= min(1.0, (steps - step) / cooldown)
+        lr = fit.lr * lr_factor(step, steps, fit.cooldown)
         for pg in opt.param_groups:
-            pg["lr"] = lr * f
-        still = image_frac > 0 and step >= image_from_step and torch.rand((), generator=g).item() < image_frac
-        if still:  # one-frame clips of still images, `batch * F` of them (as many frames as a clip batch)
-            idx = torch.randint(0, images.shape[0], (batch * latents.shape[2],), generator=g)
-            x0, c = images[idx].unsqueeze(2), embeds[image_cond_idx[idx]]
-            image_steps += 1
-        elif twins is not None:  # half the batch, each clip with its direction twin
-            idx = torch.randint(0, n, (batch // 2,), generator=g)
-            x0, c = torch.cat([latents[idx], twins[idx]]), embeds[torch.cat([cond_idx[idx], twin_cond_idx[idx]])]
-        else:
-            idx = torch.randint(0, n, (batch,), generator=g)
-            x0, c = latents[idx], embeds[cond_idx[idx]]
-        b = x0.shape[0]
-        drop = torch.rand(b, generator=g) < cfg_drop
+            pg["lr"] = lr
+        idx = torch.randint(0, n, (fit.batch,), generator=g)
+        x0, c = latents[idx], embeds[cond_idx[idx]]
+        drop = torch.rand(fit.batch, generator=g) < fit.cfg_drop
         if drop.any():
             c = torch.where(drop[:, None, None], null_embed[None].expand_as(c), c)
-        if twins is not None and not still:  # a twin pair shares its timestep and noise
-            t = torch.randint(0, sched.config.num_train_timesteps, (b // 2,), generator=g).repeat(2)
-            noise = torch.randn((b // 2, *x0.shape[1:]), generator=g).repeat(2, *([1] * (x0.dim() - 1)))
-        else:
-            t = torch.randint(0, sched.config.num_train_timesteps, (b,), generator=g)
-            noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, sched.config.num_train_timesteps, (fit.batch,), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
         a = acp[t].view(-1, *([1] * (x0.dim() - 1)))
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        with frames_mode(unet) if still else contextlib.nullcontext():
-            pred = unet(xt, t, encoder_hidden_states=c).sample
-        resid = pred - prediction_target(sched, x0, noise, t)
-        err = sample_errors(resid, acp[t], 0.0 if still else temporal_weight)
-        if min_snr:  # Min-SNR-gamma weighting for epsilon prediction (Hang et al. 2023): faster convergence
-            snr = acp[t] / (1 - acp[t])
-            loss = (err * torch.clamp(snr, max=min_snr) / snr).mean()
-        else:
-            loss = err.mean()
+        pred = unet(xt, t, encoder_hidden_states=c).sample
+        loss = sample_errors(pred - prediction_target(sched, x0, noise, t), acp[t], fit.temporal_weight).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -486,8 +393,7 @@ def fit_denoiser(
                 "ema": [v.clone() for v in ema.shadow],
                 "gen": g.get_state(),
                 "torch_rng": torch.get_rng_state(),
-                "losses": losses[-log_every:],
-                "image_steps": image_steps,
+                "losses": losses[-fit.log_every :],
             }
             live = [p.detach().clone() for p in unet.parameters()]
             ema.copy_to(unet)
@@ -496,73 +402,109 @@ def fit_denoiser(
                 for p, v in zip(unet.parameters(), live, strict=True):
                     p.copy_(v)
             unet.train()
-        if log and (step % log_every == 0 or step == steps - 1):
+        if log and (step % fit.log_every == 0 or step == steps - 1):
             el = time.perf_counter() - t0
             log(
-                f"step {step}/{steps} loss {np.mean(losses[-log_every:]):.4f} lr {lr * f:.1e} "
-                f"{el:.0f}s ({(step + 1 - (resume or {}).get('step', 0)) / el:.2f} it/s)"
+                f"step {step}/{steps} loss {np.mean(losses[-fit.log_every :]):.4f} lr {lr:.1e} "
+                f"{el:.0f}s ({(step + 1 - start) / el:.2f} it/s)"
             )
     ema.copy_to(unet)
     unet.eval()
     return {
         "train_steps": done,
         "planned_steps": steps,
-        "stopped_by": stopped_by,
-        "batch": batch,
-        "lr": lr,
-        "ema_decay": ema_decay,
-        "min_snr_gamma": min_snr,
-        **({"temporal_weight": temporal_weight} if temporal_weight else {}),
-        **({"direction_twins": True} if twins is not None else {}),
-        **(
-            {"image_frac": image_frac, "image_from_step": image_from_step, "image_steps": image_steps}
-            if image_frac
-            else {}
-        ),
-        "prediction_type": sched.config.prediction_type,
-        "zero_terminal_snr": bool(sched.config.rescale_betas_zero_snr),
-        "schedule": schedule,
-        **({"cooldown": cooldown} if cooldown else {}),
+        **fit.figures(),
         "final_loss": float(np.mean(losses[-min(100, len(losses)) :])) if losses else float("nan"),
         "fit_seconds": round(time.perf_counter() - t0, 1),
     }
 
 
-def fit_captions(
+def encode_captions(
+    tok, comp: Path | Components, captions: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The frozen text encoder ``comp/text_encoder``'s hidden states of each distinct caption
+    (``embeds``), each caption's index into them (``cond_idx``) and the empty caption's states."""
+    uniq = sorted(set(captions))
+    where = {c: i for i, c in enumerate(uniq)}
+    te = load_text_encoder(comp)
+    return torch.tensor([where[c] for c in captions]), encode_text(tok, te, uniq), encode_text(tok, te, [""])[0]
+
+
+@dataclass
+class Run:
+    """One training run of the T2I or T2V recipe: where it saves, its seed, its checkpoints.
+
+    ``save_every``: save the EMA pipeline every N steps to ``out_dir/checkpoints/step-<k>/`` (each
+    a loadable pipeline folder, checkable with ``check``, plus ``train_state.pt``); ``resume``: such
+    a checkpoint folder, to continue that run (same arguments) from its step."""
+
+    out_dir: Path
+    seed: int = 0
+    quick: bool = False
+    save_every: int = 0
+    resume: Path | None = None
+    log: Callable[[str], None] | None = print
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        if self.save_every < 0:
+            raise ValueError(f"save_every must be >= 0, got {self.save_every}")
+        if self.resume is not None:
+            self.resume = Path(self.resume)
+            if not (self.resume / "train_state.pt").is_file():
+                raise FileNotFoundError(f"checkpoint {str(self.resume)!r} has no train_state.pt")
+
+
+def fit_and_save(
     unet,
     latents: torch.Tensor,
     captions: Sequence[str],
     tok,
     comp: Path | Components,
-    *,
-    steps: int,
-    seed: int,
-    max_seconds: float | None,
-    fit_kw: dict[str, Any],
-    images: tuple[torch.Tensor, Sequence[str]] | None = None,
-    twins: tuple[torch.Tensor, Sequence[str]] | None = None,
+    pipeline_class: str,
+    fit: Fit,
+    run: Run,
+    extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """:func:`fit_denoiser` conditioned on the frozen text encoder ``comp/text_encoder``'s hidden
-    states of ``captions`` (each distinct caption encoded once).  ``images``: still-image latents
-    and their captions for joint training (``fit_kw`` then sets ``image_frac``).  ``twins``: each
-    clip's direction twin and its caption (:func:`fit_denoiser`)."""
-    img_caps = list(images[1]) if images is not None else []
-    twin_caps = list(twins[1]) if twins is not None else []
-    uniq = sorted(set(captions) | set(img_caps) | set(twin_caps))
-    where = {c: i for i, c in enumerate(uniq)}
-    cond_idx = torch.tensor([where[c] for c in captions])
-    te = CLIPTextModel_from(comp)
-    embeds = encode_text(tok, te, uniq)
-    null = encode_text(tok, te, [""])[0]
-    figs: dict[str, Any] = {"n_captions": len(uniq)}
-    if twins is not None:
-        fit_kw = {**fit_kw, "twins": twins[0], "twin_cond_idx": torch.tensor([where[c] for c in twin_caps])}
-    if images is not None:
-        fit_kw = {**fit_kw, "images": images[0], "image_cond_idx": torch.tensor([where[c] for c in img_caps])}
-        figs["n_images"] = len(img_caps)
+    """:func:`fit_denoiser` on ``captions`` (:func:`encode_captions`), then the figures (``extra``
+    added) and the pipeline folder ``run.out_dir``, with the checkpoints ``run`` asks for."""
+    cond_idx, embeds, null = encode_captions(tok, comp, captions)
+
+    def save_checkpoint(step: int, ema_unet, state: dict[str, Any]) -> None:
+        folder = run.out_dir / "checkpoints" / f"step-{step}"
+        save_pipeline(folder, ema_unet, comp, pipeline_class, {"steps": step}, fit.noise_schedule)
+        torch.save(state, folder / "train_state.pt")
+
+    resume = torch.load(run.resume / "train_state.pt", weights_only=False) if run.resume is not None else None
+    figs: dict[str, Any] = {"n_captions": len(embeds)}
     figs.update(
-        fit_denoiser(unet, latents, cond_idx, embeds, null, steps=steps, seed=seed, max_seconds=max_seconds, **fit_kw)
+        fit_denoiser(
+            unet,
+            latents,
+            cond_idx,
+            embeds,
+            null,
+            fit,
+            seed=run.seed,
+            resume=resume,
+            save_every=run.save_every,
+            on_checkpoint=save_checkpoint,
+            log=run.log,
+        )
     )
+    figs.update(
+        **extra,
+        latent_std=float(latents.std()),
+        params=sum(p.numel() for p in unet.parameters()),
+        size_bytes=sum(p.numel() * 4 for p in unet.parameters()),
+        components=comp.describe() if isinstance(comp, Components) else repo_rel(comp),
+        quick=run.quick,
+        seed=run.seed,
+        threads=torch.get_num_threads(),
+    )
+    figs["train_seconds"] = round(time.perf_counter() - run.started, 1)
+    save_pipeline(run.out_dir, unet, comp, pipeline_class, extra=figs, noise_schedule=fit.noise_schedule)
     return figs
 
 
@@ -795,54 +737,48 @@ def text_hidden_size(comp: Path | Components) -> int:
     return json.loads(te_cfg.read_text())["hidden_size"] if te_cfg.exists() else 64
 
 
-def fit_and_save(
-    unet,
-    latents: torch.Tensor,
-    caps: list[str],
-    tok,
-    comp: Path | Components,
-    out_dir: str | os.PathLike[str],
-    pipeline_class: str,
+def load_text_encoder(comp: Path | Components):
+    """``comp/text_encoder``, frozen, eval mode."""
+    from transformers import CLIPTextModel
+
+    return CLIPTextModel.from_pretrained(comp / "text_encoder").eval().requires_grad_(False)
+
+
+def train(
+    out_dir: str | os.PathLike[str] = DEFAULT_OUT,
+    quick: bool = False,
+    seed: int = 0,
     *,
-    steps: int,
-    seed: int,
-    quick: bool,
-    max_seconds: float | None,
-    fit_kw: dict[str, Any],
-    t_start: float,
-    prep: float,
-    extra: dict[str, Any],
-    images: tuple[torch.Tensor, Sequence[str]] | None = None,
-    twins: tuple[torch.Tensor, Sequence[str]] | None = None,
+    components: str | os.PathLike[str] | None = None,
+    steps: int | None = None,
+    cache: str | os.PathLike[str] | None = None,
+    save_every: int = 0,
+    resume: str | os.PathLike[str] | None = None,
+    threads: int = 1,
+    log=print,
 ) -> dict[str, Any]:
-    """:func:`fit_captions`, then the figures and the pipeline folder (shared by T2I and T2V)."""
-    figs = fit_captions(
-        unet,
-        latents,
-        caps,
-        tok,
-        comp,
-        steps=steps,
-        seed=seed,
-        max_seconds=max_seconds,
-        fit_kw=fit_kw,
-        images=images,
-        twins=twins,
+    """Train the toy T2I UNet on the frozen toy text encoder's captions and save the pipeline
+    folder; returns figures.  ``steps``: run length (default the recipe's); ``cache``: optional
+    folder memoising the VAE latents; ``save_every`` / ``resume``: checkpoints (:class:`Run`);
+    ``threads``: torch intra-op threads (1 suits a shared machine)."""
+    run = Run(out_dir, seed, quick, save_every, resume, log)
+    comp, tok, vae = setup_training(components, seed, threads=threads)
+    n_scenes = 16 if quick else TRAIN_SCENES
+    fit = Fit(
+        steps=steps if steps is not None else (3 if quick else TRAIN_STEPS),
+        batch=8 if quick else TRAIN_BATCH,
+        log_every=1 if quick else 50,
     )
-    figs.update(
-        **extra,
-        latent_std=float(latents.std()),
-        prep_seconds=round(prep, 1),
-        params=sum(p.numel() for p in unet.parameters()),
-        size_bytes=sum(p.numel() * 4 for p in unet.parameters()),
-        components=comp.describe() if isinstance(comp, Components) else repo_rel(comp),
-        quick=quick,
-        seed=seed,
-        threads=torch.get_num_threads(),
-    )
-    figs["train_seconds"] = round(time.perf_counter() - t_start, 1)
-    save_pipeline(out_dir, unet, comp, pipeline_class, extra=figs, noise_schedule=fit_kw.get("noise_schedule"))
-    return figs
+    latents, caps = training_images(vae, TRAIN_SEED + seed, n_scenes, cache)
+    prep = time.perf_counter() - run.started
+    if log:
+        log(f"data: {n_scenes} scenes, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
+    unet = build_unet(text_hidden_size(comp), latents.shape[-1], quick=quick)
+    extra = {"n_scenes": n_scenes, "prep_seconds": round(prep, 1)}
+    return fit_and_save(unet, latents, caps, tok, comp, "StableDiffusionPipeline", fit, run, extra)
+
+
+# --------------------------------------------------------------------------- command line
 
 
 def add_check_parser(sub, default_out: Path, add_extra=None) -> None:
@@ -858,118 +794,6 @@ def add_check_parser(sub, default_out: Path, add_extra=None) -> None:
         add_extra(b)
 
 
-def print_check(check_fn, args) -> None:
-    kw = vars(args)
-    kw.pop("cmd")
-    print(json.dumps(check_fn(kw.pop("model_dir"), **kw), indent=2))
-
-
-def train(
-    out_dir: str | os.PathLike[str] = DEFAULT_OUT,
-    quick: bool = False,
-    seed: int = 0,
-    components: str | os.PathLike[str] | None = None,
-    steps: int | None = None,
-    n_scenes: int | None = None,
-    cache: str | os.PathLike[str] | None = None,
-    max_seconds: float | None = None,
-    schedule: str = LR_SCHEDULE,
-    save_every: int = 0,
-    resume: str | os.PathLike[str] | None = None,
-    cooldown: int | None = None,
-    threads: int = 1,
-    log=print,
-) -> dict[str, Any]:
-    """Train the toy T2I UNet on the frozen toy text encoder's captions and save the pipeline
-    folder; returns figures.  Seeded and step-determined (bit-identical reruns on one thread)
-    unless ``max_seconds`` caps the wall time (see :func:`fit_denoiser`).  ``cache``: optional
-    folder memoising the VAE latents; ``save_every``: EMA pipeline checkpoints (see
-    :func:`checkpointing`); ``threads``: torch intra-op threads (1 suits a shared machine)."""
-    t_start = time.perf_counter()
-    comp, tok, vae = setup_training(components, seed, threads=threads)
-    n_scenes = n_scenes or (16 if quick else TRAIN_SCENES)
-    steps = steps if steps is not None else (3 if quick else TRAIN_STEPS)
-    batch = 8 if quick else TRAIN_BATCH
-    cooldown = cooldown or 0
-    check_cooldown(cooldown, steps, schedule)
-    latents, caps = training_images(vae, TRAIN_SEED + seed, n_scenes, cache)
-    prep = time.perf_counter() - t_start
-    if log:
-        log(f"data: {n_scenes} scenes, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
-    fit_kw = dict(batch=batch, lr=LR, ema_decay=EMA_DECAY, log=log, log_every=1 if quick else 50)
-    fit_kw.update(
-        checkpointing(out_dir, comp, "StableDiffusionPipeline", schedule, save_every, resume, cooldown=cooldown)
-    )
-    unet = build_unet(text_hidden_size(comp), latents.shape[-1], quick=quick)
-    return fit_and_save(
-        unet,
-        latents,
-        caps,
-        tok,
-        comp,
-        out_dir,
-        "StableDiffusionPipeline",
-        steps=steps,
-        seed=seed,
-        quick=quick,
-        max_seconds=max_seconds,
-        fit_kw=fit_kw,
-        t_start=t_start,
-        prep=prep,
-        extra={"n_scenes": n_scenes},
-    )
-
-
-def checkpointing(
-    out_dir,
-    comp: Path | Components,
-    pipeline_class: str,
-    schedule: str,
-    save_every: int,
-    resume: str | os.PathLike[str] | None = None,
-    noise_schedule: dict[str, Any] | None = None,
-    cooldown: int = 0,
-) -> dict[str, Any]:
-    """``fit_denoiser`` keywords that save the EMA pipeline every ``save_every`` steps to
-    ``out_dir/checkpoints/step-<k>/`` (each a loadable pipeline folder, checkable with ``check``,
-    plus ``train_state.pt`` to continue the run with ``--resume``)."""
-    kw: dict[str, Any] = {
-        "schedule": schedule,
-        "cooldown": cooldown,
-        "save_every": save_every,
-        "noise_schedule": noise_schedule,
-    }
-    if resume is not None:
-        kw["resume"] = torch.load(Path(resume) / "train_state.pt", weights_only=False)
-    if save_every:
-
-        def save(step: int, unet, state: dict[str, Any]) -> None:
-            folder = Path(out_dir) / "checkpoints" / f"step-{step}"
-            save_pipeline(folder, unet, comp, pipeline_class, {"steps": step}, noise_schedule)
-            torch.save(state, folder / "train_state.pt")
-
-        kw["on_checkpoint"] = save
-    return kw
-
-
-def add_schedule_args(a) -> None:
-    """``--schedule``, ``--cooldown``, ``--save-every`` and ``--resume``, shared by the T2I and T2V command lines."""
-    a.add_argument("--schedule", choices=("cosine", "constant"), default=LR_SCHEDULE, help="LR after warm-up")
-    a.add_argument(
-        "--cooldown",
-        type=int,
-        help="constant schedule: the LR falls linearly to 0 over the last N steps (default: the recipe's)",
-    )
-    a.add_argument("--save-every", type=int, default=0, help="save the EMA pipeline every N steps (checkpoints/)")
-    a.add_argument("--resume", help="a checkpoint folder: continue that run (same arguments) from its step")
-
-
-def CLIPTextModel_from(comp: Path | Components):
-    from transformers import CLIPTextModel
-
-    return CLIPTextModel.from_pretrained(comp / "text_encoder").eval().requires_grad_(False)
-
-
 def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=None, add_check_extra=None) -> None:
     """The ``train`` / ``check`` command line shared by the T2I and T2V trainers; ``add_extra(parser)``
     adds a trainer's own ``train`` options (their names match its ``train`` keywords),
@@ -981,26 +805,25 @@ def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=No
     a = sub.add_parser("train")
     a.add_argument("--quick", action="store_true")
     a.add_argument("--out", default=str(default_out))
-    a.add_argument("--steps", type=int)
-    a.add_argument("--scenes", type=int, dest="n_scenes")
+    a.add_argument("--steps", type=int, help="run length (default: the recipe's)")
     a.add_argument("--cache", help="folder memoising the training latents")
-    a.add_argument("--max-seconds", type=float, help="wall-time cap (the run is then not step-determined)")
     a.add_argument("--components", help="folder with vae/, text_encoder/, tokenizer/ (default models/toy)")
     a.add_argument(
         "--threads", type=threads_arg, default=1, help="torch threads (default 1; more pay off only on an idle machine)"
     )
-    add_schedule_args(a)
+    a.add_argument("--save-every", type=int, default=0, help="save the EMA pipeline every N steps (checkpoints/)")
+    a.add_argument("--resume", help="a checkpoint folder: continue that run (same arguments) from its step")
     if add_extra is not None:
         add_extra(a)
     add_check_parser(sub, default_out, add_check_extra)
     args = ap.parse_args(argv)
+    kw = vars(args)
+    cmd = kw.pop("cmd")
     try:
-        if args.cmd == "train":
-            kw = vars(args)
-            kw.pop("cmd")
+        if cmd == "train":
             print(json.dumps(train_fn(kw.pop("out"), **kw), indent=2, default=str))
         else:
-            print_check(check_fn, args)
+            print(json.dumps(check_fn(kw.pop("model_dir"), **kw), indent=2))
     except (OSError, ValueError) as exc:  # a missing or malformed folder given on the command line
         ap.exit(2, f"{prog}: error: {exc}\n")
 

@@ -16,19 +16,18 @@ Saved layout::
     models/toy/t2v/unet/               UNet3DConditionModel
     models/toy/t2v/scheduler/          DDIMScheduler config (the training schedule)
     models/toy/t2v/text_encoder        -> the encoder it was trained with: ../t2v_text_encoder
-                                          (the committed epsilon model predates it: ../text_encoder)
     models/toy/t2v/{vae,tokenizer}     -> ../vae, ../tokenizer
 
-API: :func:`train(out_dir, quick=False, seed=0, components=None, init_from=...)` -> figures;
+API: :func:`train(out_dir, quick=False, seed=0, ...)` -> figures;
 :func:`check(model_dir, n_prompts=48, steps=30, guidance=5.0)` -> quality figures (colour+shape
 on every frame's object, and motion direction of the colour mask's centroid track).
 
-CLI: ``python -m toyworld.zoo.t2v train [--quick] [--out DIR]`` / ``check [DIR]``.
+CLI: ``python -m toyworld.zoo.t2v train [--quick] [--out DIR] [--save-every N] [--resume CHECKPOINT]``
+/ ``check [DIR]`` (the T2I's command line, :func:`toyworld.zoo.t2i.run_cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import time
@@ -42,7 +41,7 @@ import torch
 from engines.common.finetune import prediction_target
 from toyworld import scene as toy
 from toyworld.zoo import t2i
-from toyworld.zoo._cli import folder_or_none, fraction, non_negative, whole
+from toyworld.zoo._cli import fraction, whole
 from toyworld.zoo._util import set_threads
 
 DEFAULT_OUT = t2i.TOY_ROOT / "t2v"
@@ -52,10 +51,8 @@ OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 TRAIN_SEED = 1100
 HELDOUT_SEED = 9100
 TRAIN_CLIPS = 1500
-#: The committed T2V: 5500 steps, the LR constant to step 4500, then falling linearly to 0 over the
-#: last :data:`COOLDOWN` steps (motion 0.92 on the full check, against 0.73 at the constant run's step
-#: 4000; benchmarks/ZOO_B.md).  Steps before the cooldown equal those of a constant run, so a constant
-#: run's checkpoints continue into this recipe exactly.
+#: 5500 steps: the LR constant after the warm-up, then falling linearly to 0 over the last
+#: :data:`COOLDOWN` steps (at most the run's steps).
 TRAIN_STEPS = 5500
 COOLDOWN = 1000
 TRAIN_BATCH = 8
@@ -64,30 +61,17 @@ BAR_MOTION = 0.7
 #: The T2V's own text encoder (toyworld.zoo.motion_text): the toy text encoder fine-tuned
 #: so that the caption's motion words reach its end-of-text states.
 TEXT_ENCODER = t2i.TOY_ROOT / "t2v_text_encoder"
-#: Weight of the error of a clip's frame-to-frame differences (:func:`t2i.fit_denoiser`).  With the
-#: plain loss (0) the toy T2V never bound the direction words in 2000 steps; with 16 it followed
-#: them in 11/16 held-out samples at step 2500 (benchmarks/ZOO_B.md, fourth session).
+#: Weight of the error of a clip's frame-to-frame differences (:func:`t2i.sample_errors`): it is
+#: what makes the UNet follow the direction words.
 TEMPORAL_WEIGHT = 16.0
 
-#: Where the check guides (:func:`engines.common.sampling.guidance_window`): only at t >= 300 of 1000.
-#: Guidance at low noise rounds the corners of small and medium squares: true square clips noised
-#: to t = 200 and denoised with the caption keep their shape in 8/24 with guidance 5 at every step
-#: and 16/24 without guidance there.  Chosen on validation prompts (seeds 9300 and 9400, not the
-#: held-out 9100): colour+shape 0.833 / 0.812 against 0.729 / 0.667 guiding at every step
-#: (benchmarks/ZOO_B.md).
+#: Where the check guides (:func:`engines.common.sampling.guidance_window`): only at t >= 300 of
+#: 1000; guidance at low noise rounds the corners of small squares.
 GUIDANCE_INTERVAL = (0.3, 1.0)
 
-#: Train on direction twins (:func:`t2i.fit_denoiser`): half of each batch is the other half's
-#: scenes rendered with every motion turned around (:func:`opposite_scene`).
-TWINS = False
-
-#: Share of training steps on still images (joint image-video training, :func:`t2i.fit_denoiser`).
-IMAGE_FRAC = 0.0
-
 #: Noise schedule of the toy T2V: SD-1.5's betas rescaled to zero terminal SNR, v-prediction,
-#: trailing timesteps (Lin et al. 2024).  With SD-1.5's own schedule (epsilon prediction) the
-#: loss puts almost no weight on the clip's layout at high noise, and a UNet3D never learned
-#: which way the caption says the object moves (benchmarks/ZOO_B.md).
+#: trailing timesteps (Lin et al. 2024), so the loss weighs the clip's layout at high noise,
+#: where the sampler decides which way the object moves.
 SCHEDULE: dict[str, Any] = {
     **t2i.SCHEDULE,
     "rescale_betas_zero_snr": True,
@@ -135,29 +119,6 @@ def training_clips(
     return scenes, lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
 
 
-def twin_clips(
-    vae, scenes: Sequence[toy.ToyScene], key: str, cache: str | os.PathLike[str] | None = None
-) -> tuple[list[str], torch.Tensor]:
-    """Each scene's direction twin (:func:`opposite_scene`): its caption and its clip as ``vae``
-    latents ``[N,C,T,h,w]`` (memoised in ``cache`` under ``key``)."""
-    twins = [opposite_scene(s) for s in scenes]
-    n, frames = len(twins), twins[0].frames
-    lat = t2i.cached_latents(vae, key, lambda: t2i.render_frames(twins).reshape(n * frames, 64, 64, 3), cache)
-    return [toy.caption(s) for s in twins], lat.reshape(n, frames, *lat.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
-
-
-def opposite_scene(scene: toy.ToyScene) -> toy.ToyScene:
-    """``scene`` with every linear motion and the camera pan turned around (:data:`OPPOSITE`):
-    the same objects, background and seed, so the same look, rendered by the generator's own rules
-    (a linear path starts on the side opposite its direction).  Static objects stay.  A circle or
-    wave path has no opposite word, so such a scene is refused."""
-    bad = [o.motion for o in scene.objects if o.motion in ("circle", "wave")]
-    if bad:
-        raise ValueError(f"a {bad[0]} path has no opposite direction; twins need static or linear motions")
-    objects = [o.model_copy(update={"motion": OPPOSITE.get(o.motion, o.motion)}) for o in scene.objects]
-    return scene.model_copy(update={"objects": objects, "camera_pan": OPPOSITE.get(scene.camera_pan, "none")})
-
-
 def heldout_prompts(n: int = 48, seed: int = HELDOUT_SEED) -> list[str]:
     """``n`` single-object captions with a left/right/up/down motion, balanced over directions."""
     out = []
@@ -198,16 +159,12 @@ def _squeezed(t: torch.Tensor) -> tuple[int, ...]:
 
 
 def init_from_t2i(unet3d, unet2d: str | os.PathLike[str]) -> int:
-    """Copy every tensor of a 2-D UNet (folder or ``.pt`` state dict) whose name matches and
-    whose shape matches up to trailing singleton axes (a 2-D transformer's 1x1 projection
-    convolution ``(out, in, 1, 1)`` lands in the 3-D transformer's linear ``(out, in)``);
-    returns how many."""
+    """Copy every tensor of a 2-D UNet folder whose name matches and whose shape matches up to
+    trailing singleton axes (a 2-D transformer's 1x1 projection convolution ``(out, in, 1, 1)``
+    lands in the 3-D transformer's linear ``(out, in)``); returns how many."""
     from diffusers import UNet2DConditionModel
 
-    if str(unet2d).endswith(".pt"):
-        src = torch.load(unet2d)
-    else:
-        src = UNet2DConditionModel.from_pretrained(unet2d).state_dict()
+    src = UNet2DConditionModel.from_pretrained(unet2d).state_dict()
     dst = unet3d.state_dict()
     hit = {k: v.reshape(dst[k].shape) for k, v in src.items() if k in dst and _squeezed(v) == _squeezed(dst[k])}
     unet3d.load_state_dict(hit, strict=False)
@@ -395,147 +352,59 @@ def train(
     out_dir: str | os.PathLike[str] = DEFAULT_OUT,
     quick: bool = False,
     seed: int = 0,
+    *,
     components: str | os.PathLike[str] | None = None,
-    init_from: str | os.PathLike[str] | None = t2i.DEFAULT_OUT / "unet",
+    text_encoder: str | os.PathLike[str] = TEXT_ENCODER,
+    init_from: str | os.PathLike[str] = t2i.DEFAULT_OUT / "unet",
     steps: int | None = None,
-    n_scenes: int | None = None,
-    batch: int | None = None,
     cache: str | os.PathLike[str] | None = None,
-    max_seconds: float | None = None,
-    schedule: str = t2i.LR_SCHEDULE,
     save_every: int = 0,
     resume: str | os.PathLike[str] | None = None,
-    noise_schedule: dict[str, Any] | None = None,
-    text_encoder: str | os.PathLike[str] | None = TEXT_ENCODER,
-    temporal_weight: float = TEMPORAL_WEIGHT,
-    image_frac: float = IMAGE_FRAC,
-    image_from_step: int = 0,
-    image_scenes: int | None = None,
-    cooldown: int | None = None,
-    twins: bool = TWINS,
     threads: int = 1,
     log=print,
 ) -> dict[str, Any]:
     """Train the toy T2V UNet and save the pipeline folder; returns figures.
 
-    ``init_from``: 2-D UNet weights for the spatial layers before training (a UNet folder or a
-    ``.pt`` state dict; by default the committed toy T2I UNet); then :func:`t2i.fit_captions`
-    as in :func:`t2i.train`.  ``text_encoder``: the T2V's own text encoder folder (default
-    :data:`TEXT_ENCODER`; ``None``: the one in ``components``), which the pipeline folder links.
-    ``temporal_weight``: :func:`t2i.fit_denoiser`'s weight of the frame-difference error.
-    ``image_frac``/``image_from_step``: joint training on the T2I recipe's still images
-    (``image_scenes`` of them, default the T2I's count; see :func:`t2i.fit_denoiser`).
-    ``cooldown``: LR decay steps at the end (default :data:`COOLDOWN`, at most the run's steps; 0 in
-    quick mode or with the cosine schedule).  ``twins``: each batch is half clips, half their
-    direction twins (:func:`opposite_scene`, :func:`t2i.fit_denoiser`).
-    ``threads``: torch intra-op threads (1 suits a shared machine)."""
-    t_start = time.perf_counter()
-    noise_schedule = noise_schedule or SCHEDULE
+    ``text_encoder``: the T2V's own text encoder folder, which the pipeline folder links;
+    ``init_from``: the 2-D UNet folder whose weights the spatial layers start from (the toy T2I's);
+    the rest as in :func:`t2i.train`.  The LR cools down over the last :data:`COOLDOWN` steps (at
+    most the run's steps), so a run with other ``steps`` keeps the recipe's shape."""
+    run = t2i.Run(out_dir, seed, quick, save_every, resume, log)
     comp, tok, vae = t2i.setup_training(components, seed, text_encoder, threads)
-    n_scenes = n_scenes or (8 if quick else TRAIN_CLIPS)
-    steps = steps if steps is not None else (2 if quick else TRAIN_STEPS)
-    batch = batch or (2 if quick else TRAIN_BATCH)
+    n_clips = 8 if quick else TRAIN_CLIPS
     frames = 4 if quick else FRAMES
-    t2i.check_image_schedule(image_frac, image_from_step)  # bad numbers fail before the data load
-    if cooldown is None:
-        cooldown = 0 if quick or schedule != "constant" else min(COOLDOWN, steps)
-    t2i.check_cooldown(cooldown, steps, schedule)
-    scenes, latents = training_clips(vae, TRAIN_SEED + seed, n_scenes, frames, cache)
-    n, t_n = len(scenes), frames
-    caps = [toy.caption(s) for s in scenes]
-    twin_data = None
-    if twins:
-        twin_caps, twin_lat = twin_clips(vae, scenes, f"t2v-twins-{TRAIN_SEED + seed}-{n_scenes}-{frames}", cache)
-        twin_data = (twin_lat, twin_caps)
-    images = None
-    if image_frac:
-        n_img = image_scenes or (16 if quick else t2i.TRAIN_SCENES)
-        images = t2i.training_images(vae, t2i.TRAIN_SEED + seed, n_img, cache)
-    prep = time.perf_counter() - t_start
-    if log:
-        log(f"data: {n} clips, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
-        if images is not None:
-            log(f"joint: {len(images[1])} still images, image steps {image_frac:.0%} from step {image_from_step}")
-    unet = build_unet(t2i.text_hidden_size(comp), latents.shape[-1], quick=quick)
-    n_init = init_from_t2i(unet, init_from) if init_from is not None else 0
-    if log:
-        log(f"init: {n_init} tensors from {init_from}")
-    fit_kw = dict(
-        batch=batch,
-        lr=t2i.LR,
-        ema_decay=t2i.EMA_DECAY,
-        temporal_weight=temporal_weight,
-        image_frac=image_frac,
-        image_from_step=image_from_step,
-        log=log,
+    steps = steps if steps is not None else (2 if quick else TRAIN_STEPS)
+    fit = t2i.Fit(
+        steps=steps,
+        batch=2 if quick else TRAIN_BATCH,
+        cooldown=min(COOLDOWN, steps),
+        temporal_weight=TEMPORAL_WEIGHT,
+        noise_schedule=SCHEDULE,
         log_every=1 if quick else 25,
     )
-    fit_kw.update(
-        t2i.checkpointing(
-            out_dir, comp, "TextToVideoSDPipeline", schedule, save_every, resume, noise_schedule, cooldown
-        )
-    )
-    return t2i.fit_and_save(
-        unet,
-        latents,
-        caps,
-        tok,
-        comp,
-        out_dir,
-        "TextToVideoSDPipeline",
-        steps=steps,
-        seed=seed,
-        quick=quick,
-        max_seconds=max_seconds,
-        fit_kw=fit_kw,
-        t_start=t_start,
-        prep=prep,
-        images=images,
-        twins=twin_data,
-        extra={
-            "n_clips": n,
-            "frames": t_n,
-            "init_tensors": n_init,
-            "init_from": os.path.relpath(init_from, t2i.REPO)
-            if init_from is not None and Path(init_from).resolve().is_relative_to(t2i.REPO)
-            else (str(init_from) if init_from is not None else None),
-        },
-    )
+    scenes, latents = training_clips(vae, TRAIN_SEED + seed, n_clips, frames, cache)
+    prep = time.perf_counter() - run.started
+    if log:
+        log(f"data: {n_clips} clips, latents {tuple(latents.shape)} std {latents.std():.3f}, prep {prep:.0f}s")
+    unet = build_unet(t2i.text_hidden_size(comp), latents.shape[-1], quick=quick)
+    n_init = init_from_t2i(unet, init_from)
+    if log:
+        log(f"init: {n_init} tensors from {init_from}")
+    extra = {
+        "n_clips": n_clips,
+        "frames": frames,
+        "init_tensors": n_init,
+        "init_from": t2i.repo_rel(Path(init_from)),
+        "prep_seconds": round(prep, 1),
+    }
+    caps = [toy.caption(s) for s in scenes]
+    return t2i.fit_and_save(unet, latents, caps, tok, comp, "TextToVideoSDPipeline", fit, run, extra)
 
 
 def _train_args(a) -> None:
-    a.add_argument("--batch", type=int)
+    a.add_argument("--text-encoder", default=str(TEXT_ENCODER), help="the T2V's text encoder folder")
     a.add_argument(
-        "--text-encoder",
-        type=folder_or_none,
-        default=str(TEXT_ENCODER),
-        help="the T2V's text encoder folder ('none': the components' text_encoder)",
-    )
-    a.add_argument(
-        "--init-from",
-        type=folder_or_none,
-        default=str(t2i.DEFAULT_OUT / "unet"),
-        help="2-D UNet folder or .pt state dict ('none': from scratch)",
-    )
-    a.add_argument(
-        "--image-frac",
-        type=fraction,
-        default=IMAGE_FRAC,
-        help="share of steps on the T2I recipe's still images in frames mode (joint image-video training)",
-    )
-    a.add_argument("--image-from-step", type=whole(0), default=0, help="first step that may be an image step")
-    a.add_argument("--image-scenes", type=whole(1), help="how many still images (default: the T2I's count)")
-    a.add_argument(
-        "--twins",
-        action=argparse.BooleanOptionalAction,
-        default=TWINS,
-        help="half of each batch: the other half's scenes rendered with every motion turned around",
-    )
-    a.add_argument(
-        "--temporal-weight",
-        type=non_negative,
-        default=TEMPORAL_WEIGHT,
-        help="weight of the error of the clip's frame-to-frame differences (0: plain DDPM loss)",
+        "--init-from", default=str(t2i.DEFAULT_OUT / "unet"), help="the 2-D UNet folder the spatial layers start from"
     )
 
 
