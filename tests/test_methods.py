@@ -1,9 +1,9 @@
 """A smoke test for every registered method, as nerfstudio has: a new method gets coverage with no new test.
 
 For each method: every example spec of it validates and plans, and each runs end to end, shrunk to
-the ``tiny-random`` profile, the method's ``smoke_params``, one edit, the first value of each sweep and
-4 frames, through the StageRunner (no Prefect, no Ray). A second plan of the same spec is all cached.
-And the contract a stage runs under: it reads only what it declares.
+the method's ``smoke_profile`` (``tiny-random`` unless it needs more), its ``smoke_params``, one edit,
+the first value of each sweep and 4 frames, through the StageRunner (no Prefect, no Ray). A second
+plan of the same spec is all cached. And the contract a stage runs under: it reads only what it declares.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _shrunk(example: Path, engine: type[Engine], root: Path) -> Path:
     frames = inp.setdefault("frames", {})
     if "toy" not in inp and "image" not in inp and "images" not in inp:
         frames["count"] = min(int(frames.get("count") or 4), 4)
-    raw["model"] = {"profile": "tiny-random"}
+    raw["model"] = {"profile": engine.smoke_profile}
     raw["params"] = _merge(raw.get("params") or {}, engine.smoke_params)
     raw["edits"] = raw["edits"][:1]
     raw["edits"][0].pop("params", None)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import ValidationError
@@ -186,7 +186,7 @@ class DreamixEngine(Engine):
         "super-resolution cascade; also image animation and subject-driven generation."
     )
     params_model = DreamixParams
-    smoke_params = {"steps": 2, "finetune_steps": 1}
+    smoke_params: ClassVar[dict[str, Any]] = {"steps": 2, "finetune_steps": 1}
     stages = (PREPROCESS, PREPARE, FINETUNE, SAMPLE, EVALUATE_DX)
 
     preprocess = staticmethod(preprocess)

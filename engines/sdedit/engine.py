@@ -18,7 +18,7 @@ the schedule, the noise and the progress reporting are explicit.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class SDEditEngine(Engine):
         "ModelScope UNet3D (variant video)."
     )
     params_model = SDEditParams
-    smoke_params = {"steps": 2}
+    smoke_params: ClassVar[dict[str, Any]] = {"steps": 2}
     stages = (PREPROCESS, SAMPLE, EVALUATE)
 
     preprocess = staticmethod(preprocess)

@@ -30,7 +30,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -153,7 +153,7 @@ class VideoP2PEngine(Engine):
         "(replace, refine, reweight, local blend)."
     )
     params_model = VideoP2PParams
-    smoke_params = {"finetune": {"steps": 1}, "inversion": {"steps": 2, "inner_steps": 1}}
+    smoke_params: ClassVar[dict[str, Any]] = {"finetune": {"steps": 1}, "inversion": {"steps": 2, "inner_steps": 1}}
     stages = (PREPROCESS, FINETUNE, INVERT, NULLTEXT, SAMPLE, EVALUATE)
 
     preprocess = staticmethod(preprocess)
