@@ -47,6 +47,7 @@ TOY_COMPONENTS = {
     "toy-clip": ("clip", "clip", "CLIP, text and vision towers (CLIPModel + CLIPProcessor)"),
     "toy-vae": ("vae", "vae", "VAE (AutoencoderKL), latents 4x16x16"),
     "toy-depth": ("depth", "depth", "monocular depth (DPTForDepthEstimation)"),
+    "toy-gen1": ("gen1", "gen1", "Gen-1: the toy T2V widened for depth structure, content projection and prior"),
 }
 
 
@@ -73,7 +74,7 @@ PROFILES: dict[str, Profile] = {
             "tiny-random",
             "Randomly initialised, config-built diffusers/transformers models kept in "
             "the repo (3.6 MB). Exercises every code path; outputs are noise.",
-            {"image": "models/tiny-random/sd", "video": "models/tiny-random/t2v"},
+            {"image": "models/tiny-random/sd", "video": "models/tiny-random/t2v", "gen1": "models/tiny-random/gen1"},
             cascade=(
                 {"role": "video", "width": 32, "height": 32, "frames": 4},
                 {
@@ -90,14 +91,15 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "toy",
             "Small models trained on the synthetic world of toyworld.scene (64x64): toy CLIP, "
-            "VAE (latents 4x16x16), depth (DPT), and text-to-image/-video UNets. Edits can be "
-            "verified against exact ground truth.",
+            "VAE (latents 4x16x16), depth (DPT), text-to-image/-video UNets and the Gen-1 model. "
+            "Edits can be verified against exact ground truth.",
             {
                 "image": "models/toy/t2i",
                 "video": "models/toy/t2v",
                 "clip": "models/toy/clip",
                 "depth": "models/toy/depth",
                 "vae": "models/toy/vae",
+                "gen1": "models/toy/gen1",
             },
             cascade=TOY_VIDEO_CASCADE,
         ),
@@ -311,6 +313,6 @@ def resolve(
         ident = _identity(comps, revision, dt, prof.cascade)
         return ResolvedModel(profile, comps, revision, dt, ident, dict(prof.options), tuple(prof.cascade))
     loc = str(path) if path is not None else str(repo)
-    comps = {"image": loc, "video": loc, "clip": loc, "depth": loc}
+    comps = {"image": loc, "video": loc, "clip": loc, "depth": loc, "gen1": loc}
     dt = dtype or "float32"
     return ResolvedModel(loc, comps, revision, dt, _identity(comps, revision, dt))

@@ -11,6 +11,7 @@ sweep over sampling strength shares everything upstream of sampling.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,7 @@ def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model:
             params[k.split(".", 1)[1]] = v
     # re-validate so defaults/coercions apply exactly as the engine will see them
     params = type(spec.params).model_validate(params).model_dump(mode="json")  # type: ignore[attr-defined]
+    files = _file_params(spec, params)
     return {
         "input": _input_view(spec),
         "model": {"identity": model.identity, "dtype": model.dtype},
@@ -165,8 +167,33 @@ def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model:
         },
         "evaluate": _evaluate_view(spec),
         # Values stages receive but that never enter a key (machine-specific locations).
-        "runtime": _runtime_view(spec),
+        "runtime": {**_runtime_view(spec), "files": files},
     }
+
+
+def spec_file(spec: SpecBase, value: str) -> Path:
+    """A path a spec's params give, resolved against the spec's folder."""
+    p = Path(value).expanduser()
+    if not p.is_absolute() and spec.source is not None:
+        p = spec.source.parent / p
+    return Path(os.path.normpath(p))
+
+
+def _file_params(spec: SpecBase, params: dict[str, Any]) -> dict[str, str]:
+    """Replace each file path among ``params`` (the engine's ``file_params``) by its content digest, in
+    place; returns ``{dotted path: resolved path}``."""
+    files: dict[str, str] = {}
+    for dotted in engine_class(spec.method).file_params:  # type: ignore[attr-defined]
+        *parents, leaf = dotted.split(".")
+        cur: Any = params
+        for part in parents:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if not isinstance(cur, dict) or not isinstance(cur.get(leaf), str):
+            continue
+        path = spec_file(spec, cur[leaf])
+        cur[leaf] = "sha256:" + file_digest(path)
+        files[dotted] = str(path)
+    return files
 
 
 def _clip_model(spec: SpecBase) -> ResolvedModel | None:

@@ -561,13 +561,13 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
             issues.append(SpecIssue(shown, _line_for(lines, loc), ".".join(map(str, loc)), _message(dict(err))))
         raise SpecError(issues) from None
 
+    spec._source = p.resolve()  # before the checks: an engine's checks resolve its params' files from here
+    spec._root = root
     issues = _semantic_checks(spec, data)
     if check_files:
         issues += _media_checks(spec)
     if issues:
         raise SpecError([SpecIssue(shown, _line_for(lines, tuple(_split(f))), f, m) for f, m in issues])
-    spec._source = p.resolve()
-    spec._root = root
     return spec
 
 

@@ -53,6 +53,13 @@ def _shrunk(example: Path, engine: type[Engine], root: Path) -> Path:
         frames["count"] = min(int(frames.get("count") or 4), 4)
     raw["model"] = {"profile": engine.smoke_profile}
     raw["params"] = _merge(raw.get("params") or {}, engine.smoke_params)
+    for dotted in engine.file_params:  # paths in params are relative to the spec: make them absolute
+        *parents, leaf = dotted.split(".")
+        cur = raw["params"]
+        for part in parents:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if isinstance(cur, dict) and isinstance(cur.get(leaf), str):
+            cur[leaf] = str((example.parent / cur[leaf]).resolve())
     raw["edits"] = raw["edits"][:1]
     raw["edits"][0].pop("params", None)
     raw["sweep"] = {k: v[:1] for k, v in (raw.get("sweep") or {}).items()}

@@ -7,6 +7,8 @@ Writes two pipeline folders with random weights (no download, no hub):
 * ``<out>/t2v``: ModelScope text-to-video layout (``TextToVideoSDPipeline``;
   UNet3DConditionModel instead of the 2D UNet).
 
+``<out>/gen1`` (the Gen-1 layout) is built from ``<out>/t2v`` by :mod:`toyworld.tiny_gen1`.
+
 The models are tiny (a few hundred KB) and their outputs are noise; they exist
 so that every code path can run on a CPU in tests.  The same seed gives
 byte-identical safetensors files.

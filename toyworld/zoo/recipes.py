@@ -198,6 +198,27 @@ RECIPES["t2v"] = Recipe(
 )
 
 
+def _gen1_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
+    from toyworld.zoo import gen1
+
+    return gen1.train(out, quick=quick, seed=seed, threads=threads, resume=True)
+
+
+def _gen1_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
+    from toyworld.zoo import gen1
+
+    return gen1.check(folder, **kw)
+
+
+RECIPES["gen1"] = Recipe(
+    _gen1_train,
+    TOY_DIR / "gen1",
+    "Gen-1: the toy T2V widened for depth structure at level t_s (+ content projection, text->image prior).",
+    ("t2v", "clip", "depth"),
+    _gen1_check,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m toyworld.zoo.recipes", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["list", "train", "check", "report"])

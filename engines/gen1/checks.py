@@ -1,0 +1,135 @@
+"""Validation of a ``gen1`` spec beyond its params model: the files it names and the mask's size.
+
+Every edit's resolved params (the spec's params, the edit's overrides, each sweep value) are checked,
+and a problem is reported at the field it came from: ``params.X``, ``edits.N.params.X`` or
+``sweep.params.X``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engines.gen1.params import Gen1Params
+
+
+def _resolve(spec: Any, value: str) -> Path:
+    p = Path(os.path.expanduser(value))
+    if not p.is_absolute() and spec.source is not None:
+        p = spec.source.parent / p
+    return Path(os.path.normpath(p))
+
+
+def input_shape(spec: Any) -> tuple[int | None, int | None, int | None]:
+    """``(frames, height, width)`` of the preprocessed input, as far as validation can tell."""
+    from recut import video
+
+    inp = spec.input
+    fr = inp.frames
+    t: int | None = None
+    h: int | None = None
+    w: int | None = None
+    try:
+        if inp.toy is not None:
+            idx = np.arange(inp.toy.frames)[
+                fr.start : None if fr.count is None else fr.start + fr.count * fr.stride : fr.stride
+            ]
+            t, h, w = len(idx), inp.toy.height, inp.toy.width
+        elif inp.video is not None:
+            info = video.probe(inp.video)
+            h, w = info.height, info.width
+            if fr.fps is None:
+                t = fr.count if fr.count is not None else len(range(fr.start, info.frames, fr.stride))
+        elif inp.image is not None:
+            t, (h, w) = 1, video.read_image(inp.image).shape[:2]
+        else:
+            t, (h, w) = len(inp.images), video.read_image(inp.images[0]).shape[:2]
+    except video.MediaError:
+        return None, None, None  # reported by the media checks
+    if inp.size is not None:
+        h, w = inp.size.height, inp.size.width
+    return t, h, w
+
+
+def _resolved(spec: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
+    """Each (edit, sweep point)'s params, with where each value came from."""
+    base = spec.params.model_dump(mode="json")
+    out = []
+    sweep = [(k.split(".", 1)[1], vals) for k, vals in spec.sweep.items() if k.startswith("params.")]
+    combos = list(itertools.product(*[v for _, v in sweep])) if sweep else [()]
+    for i, e in enumerate(spec.edits):
+        for combo in combos:
+            params = {**base, **e.params}
+            where = {k: f"params.{k}" for k in base} | {k: f"edits.{i}.params.{k}" for k in e.params}
+            for (k, _), v in zip(sweep, combo, strict=True):
+                params[k] = v
+                where[k] = f"sweep.params.{k}"
+            try:
+                out.append((Gen1Params.model_validate(params).model_dump(mode="json"), where))
+            except ValueError:
+                continue  # the params checks report it
+    return out
+
+
+def check_spec(spec: Any) -> list[tuple[str, str]]:
+    """``(field.path, message)`` for content images and masks that cannot work on this input."""
+    from recut import video
+
+    issues: dict[tuple[str, str], None] = {}
+    t, h, w = input_shape(spec)
+    root = spec.root
+    for params, where in _resolved(spec):
+        # 1. the content image
+        if params["content_image"]:
+            field = where.get("content_image", "params.content_image")
+            p = _resolve(spec, params["content_image"])
+            if root is not None and not spec.allow_outside_root and not p.resolve().is_relative_to(root.resolve()):
+                issues[
+                    (field, f"{p} is outside the project root {root}; set `allow_outside_root: true` to allow it")
+                ] = None
+            else:
+                try:
+                    video.read_image(p)
+                except video.MediaError as exc:
+                    issues[(field, str(exc))] = None
+        # 2. the mask
+        m = params["mask"]
+        if m is None:
+            continue
+        field = where.get("mask", "params.mask")
+        if m["truth"] and spec.input.toy is None:
+            issues[
+                (f"{field}.truth", f"a truth mask needs a toy input (`input.toy`), not `input.{spec.input.kind}`")
+            ] = None
+        for j, (x0, y0, x1, y1) in enumerate(m["boxes"] or []):
+            if w is not None and h is not None and (x1 > w or y1 > h):
+                issues[(f"{field}.boxes.{j}", f"[{x0}, {y0}, {x1}, {y1}] reaches outside the {w}x{h} frames")] = None
+        if m["file"]:
+            p = _resolve(spec, m["file"])
+            try:
+                arr = np.load(p, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                issues[(f"{field}.file", f"cannot read {p} as a .npy array: {exc}")] = None
+                continue
+            shape = tuple(arr.shape)
+            want3 = (t, h, w)
+            if len(shape) == 2 and (h, w) != (None, None) and shape != (h, w):
+                issues[(f"{field}.file", f"{p.name} is {list(shape)}, but the frames are {h}x{w} (height x width)")] = (
+                    None
+                )
+            elif len(shape) == 3 and None not in want3 and shape != want3:
+                issues[
+                    (
+                        f"{field}.file",
+                        f"{p.name} is {list(shape)}, but the input is [{t}, {h}, {w}] (frames, height, width)",
+                    )
+                ] = None
+            elif len(shape) not in (2, 3):
+                issues[(f"{field}.file", f"{p.name} is {list(shape)}; a mask is [T, H, W] or [H, W]")] = None
+            elif not arr.any():
+                issues[(f"{field}.file", f"{p.name} is empty (no True pixel): there is nothing to mask")] = None
+    return list(issues)
