@@ -8,6 +8,7 @@ Shared by the `edit` and `batch` flows. Reads top to bottom:
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,17 +16,13 @@ from typing import Any
 from recut import dvc as dvc_glue
 from recut.outputs import materialize, write_summary
 from recut.plan import build_plan
-from recut.spec import load_spec
+from recut.spec import find_project_root, load_spec
 from recut.store import Store
 from tasks import TASKS
 from tasks._stage import RunContext, StageResult
 
 
 def default_store_root(spec_path: str) -> str:
-    import os
-
-    from recut.spec import find_project_root
-
     env = os.environ.get("RECUT_STORE")
     if env:
         return str(Path(env).resolve())
@@ -80,7 +77,7 @@ def run_specs(
 
 
 def _publish(summaries: list[dict[str, Any]]) -> None:
-    from prefect.artifacts import create_table_artifact
+    from prefect.artifacts import create_table_artifact  # local: looked up when called (a test replaces it)
 
     rows = []
     for s in summaries:

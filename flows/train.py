@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 
 from recut.store import recover_folder, swap_in_folder
+from toyworld.zoo.recipes import RECIPES
 
 
 def order(names: list[str] | None) -> list[str]:
     """The recipes to run (default: all), dependencies first."""
-    from toyworld.zoo.recipes import RECIPES
-
     wanted = list(RECIPES) if not names else list(names)
     for n in wanted:
         if n not in RECIPES:
@@ -49,15 +49,11 @@ def order(names: list[str] | None) -> list[str]:
 
 @task(name="train-model", cache_policy=NONE, persist_result=False)
 def train_model(name: str, out: str, quick: bool, seed: int, threads: int = 1) -> dict[str, Any]:
-    from toyworld.zoo.recipes import RECIPES
-
     return RECIPES[name].train(out, quick=quick, seed=seed, threads=threads)
 
 
 @task(name="check-model", cache_policy=NONE, persist_result=False)
 def check_model(name: str, out: str) -> dict[str, Any]:
-    from toyworld.zoo.recipes import RECIPES
-
     r = RECIPES[name]
     return r.check(out) if r.check else {"passed": None}
 
@@ -68,8 +64,6 @@ def train_zoo(
 ) -> dict[str, Any]:
     """Train the named toy models (default: all) into models/toy (or out_root); a model below its
     quality bar does not replace the folder (``accepted`` false, see the module docstring)."""
-    from toyworld.zoo.recipes import RECIPES
-
     results: dict[str, Any] = {}
     for name in order(names):
         out = Path(out_root) / name if out_root else RECIPES[name].folder
@@ -115,8 +109,6 @@ def _set_aside(staging: Path, out: Path) -> Path:
 
 
 def _publish(results: dict[str, Any]) -> None:
-    from prefect.artifacts import create_table_artifact
-
     rows = []
     for name, r in results.items():
         info = r["train"] or {}

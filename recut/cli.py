@@ -4,6 +4,10 @@ Validation happens once, at the edge: every spec problem prints as
 ``file:line: field.path: message`` and the command exits 2.  Runtime problems
 (unreadable media, missing weights) print one clear line and exit 1.  No
 command prints a traceback unless RECUT_DEBUG=1.
+
+Heavy libraries (Prefect, Ray, DVC) and the modules that only one command needs (the planner,
+the store, the Prefect set-up, rich.progress) are imported inside the commands that use them, so
+that importing this module stays cheap and `recut validate` starts fast.
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recut import progress
 from recut.cli_guard import Exit as _Exit
 from recut.cli_guard import err
 from recut.cli_guard import guard as _guard
+from recut.models import PROFILES, availability
 from recut.registry import cli_apps
-from recut.spec import SpecError, load_spec
+from recut.registry import methods as registered_methods
+from recut.registry import metrics as registered_metrics
+from recut.spec import SpecError, find_project_root, json_schema, load_spec, sweep_points
 
 app = typer.Typer(
     add_completion=False,
@@ -92,8 +100,6 @@ def validate(specs: SpecArgs) -> None:
 
 
 def _n_points(spec: Any) -> int:
-    from recut.spec import sweep_points
-
     return len(sweep_points(spec))
 
 
@@ -202,15 +208,13 @@ def run(
     mode = prefect_env.configure()
     if not as_json:
         err.print(f"prefect: {mode}", markup=False, highlight=False)
-    from recut import progress
     from recut.plan import build_plan
-    from recut.spec import load_spec as _ls
     from recut.store import Store
 
     boot = prefect_env.boot_ephemeral()
     root = _store_root(specs, store)
     try:
-        planned = build_plan([_ls(p) for p in specs], Store(root), set(force or ()))
+        planned = build_plan([load_spec(p) for p in specs], Store(root), set(force or ()))
     except ValueError as exc:
         err.print(f"error: {exc}", markup=False)
         raise _Exit(2) from None
@@ -243,7 +247,7 @@ def run(
     summary["prefect"] = mode
     summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
     try:
-        from recut.workers import _POOL
+        from recut.workers import _POOL  # read when called: get_pool() sets it
 
         if _POOL is not None:
             summary["workers"] = _POOL.stats()
@@ -306,8 +310,6 @@ def schema(
     ),
 ) -> None:
     """Write the JSON Schema of specs (for editor autocompletion and checks)."""
-    from recut.spec import json_schema
-
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(json_schema(), indent=2, sort_keys=False) + "\n")
     out.print(f"wrote {out_path}", markup=False)
@@ -317,9 +319,7 @@ def schema(
 @_guard
 def methods() -> None:
     """List the editing methods and their stages."""
-    from recut.registry import methods as reg
-
-    for name, e in reg().items():
+    for name, e in registered_methods().items():
         out.print(f"[bold]{name}[/bold]: {e.description}")
         out.print("   stages: " + " -> ".join(s.name for s in e.engine.stages), markup=False)
 
@@ -328,8 +328,6 @@ def methods() -> None:
 @_guard
 def profiles() -> None:
     """List model profiles."""
-    from recut.models import PROFILES, availability
-
     for p in PROFILES.values():
         where = "in repo" if p.local else "hub id, local cache only"
         comps = ", ".join(f"{r}={loc}" for r, loc in p.components.items())
@@ -340,9 +338,7 @@ def profiles() -> None:
 @_guard
 def metrics() -> None:
     """List the metrics a spec's `evaluate` can name."""
-    from recut.registry import metrics as registered
-
-    for m in registered().values():
+    for m in registered_metrics().values():
         out.print(f"[bold]{m.name}[/bold]: {m.description}")
         if m.outputs:
             out.print(f"   also reports {', '.join(m.outputs)}", markup=False)
@@ -353,7 +349,6 @@ def metrics() -> None:
 def dvc_stages() -> None:
     """Regenerate dvc.yaml: one `recut run` stage per spec under specs/."""
     from recut.dvc import write_dvc_yaml
-    from recut.spec import find_project_root
 
     root = find_project_root(Path.cwd())
     path = write_dvc_yaml(root)

@@ -85,7 +85,7 @@ def write_dvc_yaml(root: Path, specs: list[Path] | None = None) -> Path:
 
 
 def _with_lock_retry(fn: Any, tries: int = 30) -> Any:
-    from dvc.lock import LockError
+    from dvc.lock import LockError  # local: DVC takes ~0.3 s to import
 
     for i in range(tries):
         try:
@@ -108,7 +108,7 @@ def record(store_root: Path, plan: Plan) -> str:
         store_rel = store_root.resolve().relative_to(root)
     except ValueError:
         return f"store {store_root} is outside the DVC repository {root}; not recorded"
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # local: DVC takes ~0.3 s to import
 
     specs = []
     for sp in plan.specs:

@@ -179,7 +179,7 @@ def hub_offline() -> Iterator[None]:
     if os.environ.get("RECUT_ALLOW_DOWNLOAD") == "1":
         yield
         return
-    from huggingface_hub import constants
+    from huggingface_hub import constants  # local: ~0.1 s to import; the CLI imports this module
 
     old = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = True
@@ -191,7 +191,7 @@ def hub_offline() -> Iterator[None]:
 
 def in_local_cache(repo: str, revision: str | None = None) -> bool:
     """Whether hub id ``repo`` is in the local Hugging Face cache (looks at files only; no network)."""
-    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache  # local: ~0.1 s to import; the CLI imports this module
 
     for name in ("model_index.json", "config.json"):
         if isinstance(try_to_load_from_cache(repo, name, revision=revision), str):
@@ -230,7 +230,7 @@ class ResolvedModel:
         return self.components[role]
 
     def torch_dtype(self, device: str) -> Any:
-        import torch
+        import torch  # local: torch takes seconds to import
 
         if device == "cpu":
             return torch.float32

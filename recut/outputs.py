@@ -15,6 +15,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
+
 from recut.plan import SpecPlan
 from recut.store import ArtifactRef
 
@@ -57,7 +60,7 @@ def materialize(sp: SpecPlan, refs: dict[str, ArtifactRef], kinds: dict[str, str
             _atomic_copy(sample.file("frames.npy"), dst)
             files["npy"] = str(dst)
         if "gif" in formats:
-            from recut import video
+            from recut import video  # local: recut.video pulls in av, and `recut plan` imports this module
 
             dst = out_dir / f"{inst.slug}.gif"
             tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}.gif")
@@ -91,8 +94,6 @@ SHEET_MAX_HEIGHT = 96
 
 
 def _put(sheet: Any, text: str, x: int, y: int) -> None:
-    import cv2
-
     cv2.putText(sheet, text, (x, y), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 0, 0), 1, cv2.LINE_AA)
 
 
@@ -108,10 +109,7 @@ def contact_sheets(
     Each cell shows ``SHEET_FRAMES`` frames of the output spread over the clip and its numeric metrics.
     Writes ``contact-<edit>.png``; returns the table (also written to summary.json).
     """
-    import cv2
-    import numpy as np
-
-    from recut import video
+    from recut import video  # local: recut.video pulls in av, and `recut plan` imports this module
 
     row_key, col_key = list(sp.spec.sweep)
     rows, cols = sp.spec.sweep[row_key], sp.spec.sweep[col_key]

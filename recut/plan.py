@@ -18,7 +18,7 @@ from typing import Any
 
 from recut.engine import Stage
 from recut.keys import cache_key, file_digest
-from recut.models import ResolvedModel
+from recut.models import PROFILES, ResolvedModel, resolve
 from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
 from recut.runner import Job
 from recut.spec import SpecBase, sweep_points
@@ -197,8 +197,6 @@ def _file_params(spec: SpecBase, params: dict[str, Any]) -> dict[str, str]:
 
 
 def _clip_model(spec: SpecBase) -> ResolvedModel | None:
-    from recut.models import PROFILES, resolve
-
     known = metrics()
     ev = spec.evaluation
     if not any("clip" in known[m].needs for m in ev.metrics if m in known):

@@ -6,6 +6,9 @@ Call :func:`configure` before importing prefect.  Order of preference:
    use it, so runs appear in the dashboard (about 1.5 s of overhead a run).
 3. Otherwise Prefect's ephemeral mode: a temporary local server per process
    (works everywhere, but costs seconds at start-up and shows no dashboard).
+
+Prefect is imported inside the functions that use it, so that importing this module stays cheap
+(Prefect takes about a second to import, and must be imported after :func:`configure`).
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ class StageRunner:
 
 def finish_video(out_dir: Path, meta: dict[str, Any], inputs: dict[str, ArtifactRef]) -> dict[str, Any]:
     """Every sample artifact holds frames.npy (lossless) and video.mp4."""
-    from recut import video
+    from recut import video  # local: recut.video pulls in av, and `recut plan` imports this module
 
     frames_path = out_dir / "frames.npy"
     if not frames_path.exists():

@@ -8,6 +8,7 @@ built from the engine registry, so a new engine folder extends the schema.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import os
@@ -31,7 +32,8 @@ from pydantic import (
 )
 
 from recut import models as model_registry
-from recut.registry import toy_scenes
+from recut.registry import evaluate_checks, methods, toy_scenes
+from recut.registry import metrics as registered_metrics
 
 ToyScene = toy_scenes().ToyScene
 
@@ -392,8 +394,6 @@ class SpecBase(_Strict):
 
 
 def _spec_classes() -> dict[str, type[SpecBase]]:
-    from recut.registry import methods
-
     out: dict[str, type[SpecBase]] = {}
     for name, entry in methods().items():
         cls = create_model(  # type: ignore[call-overload]
@@ -492,13 +492,9 @@ def _message(err: dict[str, Any]) -> str:
     if typ == "extra_forbidden":
         return "unknown field (not allowed here)"
     if typ == "union_tag_invalid":
-        from recut.registry import methods
-
         tag = (err.get("ctx") or {}).get("tag", err.get("input"))
         return f"unknown method {tag!r}; known methods: {', '.join(sorted(methods()))}"
     if typ == "union_tag_not_found":
-        from recut.registry import methods
-
         return f"missing field `method`; known methods: {', '.join(sorted(methods()))}"
     if "input" in err and typ not in ("missing",) and not isinstance(err["input"], (dict, list)):
         if repr(err["input"]) not in msg:
@@ -590,9 +586,6 @@ def _split(path: str) -> list[Any]:
 
 def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str]]:
     """Checks that need the whole spec: prompts, overrides, sweeps, metrics."""
-    from recut.registry import evaluate_checks, methods
-    from recut.registry import metrics as registered_metrics
-
     known = registered_metrics()
 
     entry = methods()[spec.method]  # type: ignore[attr-defined]
@@ -643,7 +636,7 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
 
 def _media_checks(spec: SpecBase) -> list[tuple[str, str]]:
     """Open the input media now, so a bad file fails before any compute."""
-    from recut import video
+    from recut import video  # local: recut.video pulls in av and cv2, which `import recut.cli` must not
 
     inp = spec.input
     try:
@@ -692,8 +685,6 @@ def _check_params(model: type[BaseModel], base: BaseModel, override: dict[str, A
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    import copy
-
     out = copy.deepcopy(data)
     cur = out
     parts = dotted.split(".")

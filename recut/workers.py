@@ -10,17 +10,24 @@ Ray: ``RAY_ADDRESS`` joins an existing cluster (the store root must then be
 shared storage); otherwise a local instance starts with usage stats off.
 Token auth (Ray's default since 2.5x) stays on: a local cluster costs nothing
 extra with it, and a joined cluster needs the token anyway.
+
+Heavy libraries (torch, diffusers, Ray) are imported inside the functions that use them, so that
+importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from recut.registry import engine_class
 from recut.runner import Job, StageRunner
 from recut.store import ArtifactRef
 
@@ -55,8 +62,6 @@ class StageWorker:
 
     def warm(self, methods: list[str]) -> None:
         """Import the engines' modules (torch, diffusers) ahead of the first job."""
-        from recut.registry import engine_class
-
         with self._work:
             for m in methods:
                 engine_class(m)
@@ -75,8 +80,6 @@ ProgressSink = Callable[[str, int, int], None]
 
 def _shutdown_local_ray(tmp: str) -> None:
     """Stop the local cluster this process started and delete its temp folder."""
-    import shutil
-
     import ray
 
     try:
@@ -94,8 +97,6 @@ class WorkerPool:
 
         if not ray.is_initialized():
             if os.environ.get("RECUT_RAY_LOGS") != "1":
-                import logging
-
                 logging.getLogger("ray").setLevel(logging.ERROR)
             address = os.environ.get("RAY_ADDRESS")
             kwargs: dict[str, Any] = {
@@ -109,8 +110,6 @@ class WorkerPool:
                 # A private temp dir per local cluster: two recut processes on one
                 # machine (or a test harness beside a CLI run) must never share
                 # /tmp/ray/session_latest, or one's shutdown can take down the other.
-                import tempfile
-
                 tmp = tempfile.mkdtemp(prefix="recut-ray-", dir=os.environ.get("RECUT_RAY_TMP", "/tmp"))
                 ray.init(num_cpus=os.cpu_count() or 1, _temp_dir=tmp, **kwargs)
                 # Registered after ray.init, so it runs before Ray's own exit hook.

@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NONE
+
 from recut import progress
 from recut.plan import Node
 from recut.store import ArtifactRef, Store
@@ -58,7 +61,7 @@ def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> 
     if hit is not None:
         status, ref = "cached", hit
     else:
-        from recut.workers import get_pool
+        from recut.workers import get_pool  # local: `recut plan` imports this module and needs no workers
 
         job = node.job({name: res.ref for name, res in upstream.items()}, run.store_root)
         ref = get_pool().run(job, on_progress=sink.step)
@@ -81,8 +84,6 @@ def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> 
 
 def stage_task(kind: str, doc: str) -> Any:
     """The Prefect task for one stage kind (cache policy off: the store caches)."""
-    from prefect import task
-    from prefect.cache_policies import NONE
 
     def body(node: Node, upstream: dict[str, StageResult], run: RunContext) -> StageResult:
         return run_stage(node, upstream, run)

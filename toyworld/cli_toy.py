@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import ValidationError
+
+from toyworld.scene import ToyScene, caption, render, sample_scenes, write_clip
 
 toy_app = typer.Typer(
     help="Synthetic scenes with ground truth.",
@@ -33,11 +37,6 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 def _load_scene(path: Path) -> Any:
     """Parse a YAML ToyScene (top level, or under a `toy:` key); raise typer.Exit(2) on problems."""
-    import yaml
-    from pydantic import ValidationError
-
-    from toyworld.scene import ToyScene
-
     shown = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -93,8 +92,6 @@ def make(
     ] = None,
 ) -> None:
     """Sample scenes (or render one from --spec) and write video.mp4, frames.npy, truth.npz, scene.json."""
-    from toyworld.scene import caption, render, sample_scenes, write_clip
-
     if spec is not None:
         given = [
             n

@@ -1,4 +1,9 @@
-"""`recut zoo`: the toy model zoo (list, train through the Prefect flow, check quality bars)."""
+"""`recut zoo`: the toy model zoo (list, train through the Prefect flow, check quality bars).
+
+Heavy libraries (Prefect, through :mod:`flows.train`) and the recipe registry are imported inside
+the commands that use them, so that importing this module stays cheap (``import recut.cli`` mounts
+it).
+"""
 
 from __future__ import annotations
 

@@ -40,6 +40,10 @@ Files (:func:`write_clip` / :func:`load_truth`)::
     out_dir/truth.npz    masks, full_masks, depth, tracks, visible (compressed)
     out_dir/scene.json   {"generator_version", "digest", "caption",
                           "object_captions", "scene": <ToyScene as JSON>}
+
+Heavy libraries (cv2, and :mod:`recut.video`, which imports av and cv2) are imported inside the
+functions that use them, so that importing this module stays cheap (``import recut.cli`` imports
+it: it provides ``input.toy``).
 """
 
 from __future__ import annotations

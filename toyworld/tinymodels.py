@@ -14,6 +14,9 @@ so that every code path can run on a CPU in tests.  The same seed gives
 byte-identical safetensors files.
 
 Run ``python -m toyworld.tinymodels`` to (re)generate ``models/tiny-random``.
+
+Heavy libraries (torch, diffusers, transformers) are imported inside the functions that use them,
+so that importing this module stays cheap (:mod:`toyworld.tokenizer` imports it for its BPE).
 """
 
 from __future__ import annotations

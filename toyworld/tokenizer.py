@@ -49,7 +49,7 @@ def _write_files(work: Path) -> None:
 
 def build_tokenizer() -> Any:
     """The toy ``CLIPTokenizer``, model_max_length :data:`MAX_LENGTH`."""
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # local: transformers takes seconds to import
 
     vocab, merges = build_vocab()
     tok = CLIPTokenizer(vocab=dict(vocab), merges=[tuple(m.split(" ")) for m in merges], model_max_length=MAX_LENGTH)
@@ -67,7 +67,7 @@ def save_tokenizer(folder: str | Path = DEFAULT_DIR) -> Path:
 
 
 def load_tokenizer(folder: str | Path = DEFAULT_DIR, fast: bool = False) -> Any:
-    from transformers import CLIPTokenizer, CLIPTokenizerFast
+    from transformers import CLIPTokenizer, CLIPTokenizerFast  # local: transformers takes seconds to import
 
     cls = CLIPTokenizerFast if fast else CLIPTokenizer
     return cls.from_pretrained(str(folder), local_files_only=True)

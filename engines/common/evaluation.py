@@ -31,6 +31,7 @@ import numpy as np
 from engines.common.lpips import find_weights, lpips_distance
 from engines.common.metrics import EvalContext, MetricSkipped, _pair, psnr, ssim
 from recut.models import hub_offline
+from toyworld.metrics import edited_region_from_truth
 
 
 @lru_cache(maxsize=2)
@@ -69,7 +70,7 @@ def frame_embeddings(ctx: EvalContext) -> np.ndarray:
 
 
 def text_embedding(ctx: EvalContext) -> np.ndarray:
-    import torch
+    import torch  # local: the evaluate stage without CLIP metrics needs no torch
 
     model, proc = _need_clip(ctx)
     if not ctx.prompt.strip():
@@ -159,8 +160,6 @@ def keep_mask(
     if edited is None and mode in ("auto", "engine") and engine_mask.exists():
         edited, source = np.load(engine_mask).astype(bool), "engine"
     if edited is None and mode in ("auto", "truth"):
-        from toyworld.metrics import edited_region_from_truth  # the toy world's judge, only for toy inputs
-
         edited = edited_region_from_truth(pre_dir, prompt, frames)
         source = "truth" if edited is not None else "none"
     if edited is None:

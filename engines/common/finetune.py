@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 __all__ = [
     "FinetuneConfig",
@@ -190,8 +192,6 @@ def finetune(
 
 def save_delta(params: dict[str, torch.nn.Parameter], path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write the trained parameters (by name) to ``path`` as safetensors."""
-    from safetensors.torch import save_file
-
     tensors = {n: p.detach().to("cpu").contiguous().clone() for n, p in params.items()}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     path = Path(path)
@@ -201,8 +201,6 @@ def save_delta(params: dict[str, torch.nn.Parameter], path: str | Path, metadata
 
 def load_delta(model: torch.nn.Module, path: str | Path, strict: bool = True) -> list[str]:
     """Copy the tensors of a :func:`save_delta` file into ``model``; returns the names loaded."""
-    from safetensors.torch import load_file
-
     tensors = load_file(str(path))
     named = dict(model.named_parameters())
     loaded: list[str] = []
@@ -222,7 +220,5 @@ def load_delta(model: torch.nn.Module, path: str | Path, strict: bool = True) ->
 
 def delta_metadata(path: str | Path) -> dict[str, str]:
     """The string metadata stored by :func:`save_delta`."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         return dict(f.metadata() or {})

@@ -27,6 +27,9 @@ computed explicitly and passed through
 method is only called (and maps only materialised) where it returns True.  Without a hook the processors use
 ``scaled_dot_product_attention`` (the memory-efficient path), and
 ``state.frame_chunk`` bounds how many frames' self-attention run at once.
+
+Heavy libraries (diffusers) are imported inside the functions that use them, so that importing
+this module costs only torch.
 """
 
 from __future__ import annotations

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from recut.models import MODELS_DIR
+
 __all__ = ["ENV_VAR", "default_locations", "find_weights", "load_lpips", "lpips_distance", "lpips_forward"]
 
 ENV_VAR = "RECUT_LPIPS_WEIGHTS"
@@ -62,8 +64,6 @@ CHANNELS = tuple(c[2] for c in ALEX_CONVS)
 
 def default_locations() -> list[Path]:
     """Where the weights are looked for when ``$RECUT_LPIPS_WEIGHTS`` is not set."""
-    from recut.models import MODELS_DIR
-
     cache = Path(os.path.expanduser("~/.cache/recut/lpips"))
     repo = MODELS_DIR / "lpips"
     return [repo / "alex.safetensors", repo / "alex.pth", cache / "alex.safetensors", cache / "alex.pth"]
@@ -85,7 +85,7 @@ def find_weights() -> tuple[Path | None, str]:
 
 
 def _torch() -> Any:
-    import torch
+    import torch  # local: torch takes seconds to import; `recut plan` imports this module (find_weights)
 
     return torch
 
@@ -115,7 +115,7 @@ def lpips_forward(weights: dict[str, Any], a: Any, b: Any) -> Any:
 
 def _read_state(path: Path) -> dict[str, Any]:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # local: safetensors.torch imports torch
 
         return dict(load_file(str(path)))
     torch = _torch()

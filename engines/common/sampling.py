@@ -18,6 +18,9 @@ strength and denoises toward a prompt).  Plain torch/diffusers, no pipeline:
   longer than the model's frame count);
 * :func:`denoise`: noise clean latents to the first timestep, then stochastic
   DDIM (``eta``) down to 0.
+
+Heavy libraries (torch, diffusers, transformers) are imported inside the functions that use them,
+so that importing this module stays cheap (``recut validate`` imports every engine, and so this).
 """
 
 from __future__ import annotations

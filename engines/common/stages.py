@@ -11,8 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from engines.common.metrics import METRICS, EvalContext, evaluate_all
 from recut import video
 from recut.engine import Stage, StageContext
+from toyworld import scene as toy
+from toyworld.metrics import load_toy_truth
 
 #: Frame rate given to still images and image collections.
 IMAGE_FPS = 8.0
@@ -66,8 +69,6 @@ def preprocess(ctx: StageContext) -> dict[str, Any]:
 
 def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
     """Render the scene; keep its ground truth beside the frames (truth.npz, scene.json)."""
-    from toyworld import scene as toy  # the toy world, only for toy inputs
-
     clip = toy.render(toy.ToyScene.model_validate(inp["toy"]))
     sub = clip.at(toy.frame_index(clip.frames.shape[0], inp["frames"]))
     files = toy.write_clip(sub, ctx.out_dir)
@@ -83,8 +84,7 @@ def _preprocess_toy(ctx: StageContext, inp: dict[str, Any]) -> dict[str, Any]:
 def evaluate(ctx: StageContext) -> dict[str, Any]:
     """Steps: 1. load output and input frames; 2. the keep mask; 3. a toy input's ground truth
     (only when a toy metric asks for it); 4. every requested metric; 5. metrics.json."""
-    from engines.common.evaluation import EvalContext, keep_mask  # local: the metrics import cv2
-    from engines.common.metrics import METRICS, evaluate_all
+    from engines.common.evaluation import keep_mask  # local: evaluation and LPIPS code cost `recut validate` ~4 ms
 
     # 1. frames
     out = video.load_frames(ctx.inputs["sample"] / "frames.npy")
@@ -107,8 +107,6 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
     # 3. ground truth
     truth = None
     if any("truth" in METRICS[m].needs for m in spec["metrics"]):
-        from toyworld.metrics import load_toy_truth  # the toy world's judge, only for toy inputs
-
         truth = load_toy_truth(ctx.inputs["preprocess"], frames_sel)
     # 4. metrics
     ectx = EvalContext(

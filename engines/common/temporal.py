@@ -17,6 +17,9 @@ on its own:
 The weights are shared with the normal (video) mode, so a finetune step in
 frames mode trains the spatial layers and the temporal transformers' per-frame
 paths.  Everything is restored on exit, also after an exception.
+
+Heavy libraries (diffusers) are imported inside the functions that use them, so that importing
+this module costs only torch.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ Stages (``recut methods`` shows them):
 The base model's resolution and frame count, and the super-resolution stages,
 come from the model profile's ``cascade`` (``recut.models``) or from
 ``params.cascade``.
+
+Heavy libraries (torch, diffusers, and :mod:`engines.dreamix.tuning`, which imports torch) and
+:mod:`engines.dreamix.animation` (a few ms) are imported inside the functions that use them, so
+that importing this module stays cheap (``recut validate`` imports every engine).
 """
 
 from __future__ import annotations

@@ -28,7 +28,14 @@ from typing import Any
 
 import torch
 
-from engines.common.finetune import FinetuneConfig, finetune, load_delta, save_delta, select_parameters
+from engines.common.finetune import (
+    FinetuneConfig,
+    delta_metadata,
+    finetune,
+    load_delta,
+    save_delta,
+    select_parameters,
+)
 from engines.common.temporal import frames_mode
 
 __all__ = ["LORA_TARGETS", "MixedObjective", "inject_lora", "load_tuned", "run_finetune"]
@@ -144,8 +151,6 @@ def run_finetune(
 
 def load_tuned(base_unet: torch.nn.Module, delta_file: Path) -> torch.nn.Module:
     """A copy of ``base_unet`` with a :func:`run_finetune` delta applied (LoRA adapters re-created)."""
-    from engines.common.finetune import delta_metadata
-
     meta = delta_metadata(delta_file)
     unet = copy.deepcopy(base_unet)
     if meta.get("method") == "lora":

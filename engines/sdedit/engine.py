@@ -100,7 +100,7 @@ class SDEditEngine(Engine):
         return comps
 
     def _load_variant(self, variant: str) -> Components:
-        from diffusers import UNet2DConditionModel, UNet3DConditionModel
+        from diffusers import UNet2DConditionModel, UNet3DConditionModel  # local: diffusers takes seconds to import
 
         if self.model is None:
             raise RuntimeError("sdedit needs a model (ResolvedModel) to load")
@@ -109,7 +109,7 @@ class SDEditEngine(Engine):
 
     # -- stages ------------------------------------------------------------
     def sample(self, ctx: StageContext) -> dict[str, Any]:
-        import torch
+        import torch  # local: torch takes seconds to import; `recut validate` imports this module
 
         v = ctx.values
         strength = float(v["params.strength"])

@@ -19,6 +19,7 @@ override, or the spec's ``params``) and quotes the value.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from engines.common.p2p import prompt_words, token_count
@@ -28,9 +29,7 @@ from engines.videop2p.params import VideoP2PParams
 @lru_cache(maxsize=4)
 def _tokenizer(location: str) -> Any:
     """The model's tokenizer, or None when it is not on this machine (words are counted instead)."""
-    from pathlib import Path
-
-    from transformers import CLIPTokenizer
+    from transformers import CLIPTokenizer  # local: transformers takes seconds to import
 
     try:
         if Path(location).is_dir():

@@ -21,6 +21,10 @@ Stages (the per-edit part is only ``sample`` and ``evaluate``):
 Frame sizes must be multiples of the VAE factor times the UNet's downsampling
 (8 for the toy models, 64 for SD 1.5).  Everything runs in float32 on the CPU
 and in the model's dtype (fp16 for ``sd15``) on CUDA.
+
+Heavy libraries (torch, diffusers, safetensors, and the ``engines.common`` and
+``engines.videop2p`` modules that import them) are imported inside the functions that use
+them, so that importing this module stays cheap (``recut validate`` imports every engine).
 """
 
 from __future__ import annotations

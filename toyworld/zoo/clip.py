@@ -23,6 +23,9 @@ API::
     load_text_encoder(folder=models/toy/text_encoder) -> CLIPTextModel
     encode_text(tokenizer, text_encoder, captions) -> last_hidden_state [B, 40, 64]
     zero_shot(model, processor, images_uint8, prompts) -> probs [N, len(prompts)]
+
+Heavy libraries (transformers) are imported inside the functions that use them, so that importing
+this module costs only torch.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ API::
     load_depth(folder) -> (DPTForDepthEstimation, DPTImageProcessor)
     predict(model, processor, images_uint8 [N,64,64,3]) -> float32 [N,64,64]
     train(out, quick=False, seed=0) / evaluate(folder, n=300)
+
+Heavy libraries (transformers) are imported inside the functions that use them, so that importing
+this module costs only torch.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ CLI: ``python -m toyworld.zoo.motion_text train [--out DIR]`` / ``check [DIR]``.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import os
@@ -103,7 +104,7 @@ def training_captions(n: int, seed: int = TRAIN_SEED) -> tuple[list[str], dict[s
 
 
 def _load(folder: str | os.PathLike[str]):
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextModel, CLIPTokenizer  # local: transformers takes seconds to import
 
     if not (Path(folder) / "config.json").is_file():
         raise FileNotFoundError(f"text encoder folder {str(folder)!r} has no config.json (not a CLIPTextModel folder)")
@@ -237,8 +238,6 @@ def train(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m toyworld.zoo.motion_text")
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("train", help="fine-tune the toy text encoder for the T2V")

@@ -14,6 +14,11 @@ CLI::
 ``--quick`` is a seconds-long smoke configuration (a few steps on a few scenes); it requires
 ``--out`` so committed models are never overwritten by it.  Run real trainings with
 ``nice -n 19`` and one at a time.
+
+Each recipe function imports the module it runs: the trainers import torch, diffusers and
+transformers, so importing this module (to list the recipes) stays cheap; and the imports inside a
+recipe's ``train`` name the code it runs, which its ``dvc.yaml`` stage lists as deps
+(tests/test_zoo_a.py checks them).
 """
 
 from __future__ import annotations

@@ -27,12 +27,18 @@ smoke tests only).
 
 CLI: ``python -m toyworld.zoo.t2i train [--quick] [--out DIR] [--save-every N] [--resume CHECKPOINT]``
 / ``check [DIR]``.
+
+Heavy libraries (diffusers, transformers) are imported inside the functions that use them, so
+that importing this module costs only torch.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -46,6 +52,7 @@ import torch
 from engines.common.finetune import prediction_target
 from recut.models import REPO_ROOT
 from toyworld import scene as toy
+from toyworld.judge import judge_object
 from toyworld.tinymodels import SD15_SCHEDULE
 from toyworld.zoo._cli import threads_arg
 from toyworld.zoo._util import EMA, set_threads
@@ -142,8 +149,6 @@ def cached_latents(vae, key: str, make_frames, cache: str | os.PathLike[str] | N
     ``cache`` is given (the digest covers the VAE's weights and config)."""
     if cache is None:
         return encode_images(vae, make_frames())
-    import hashlib
-
     h = hashlib.sha256(json.dumps(dict(vae.config), sort_keys=True, default=str).encode())
     for v in vae.state_dict().values():
         h.update(v.detach().cpu().numpy().tobytes())
@@ -554,8 +559,6 @@ def link_components(out_dir: Path, components: Path | Components) -> None:
             if link.is_symlink() or link.is_file():
                 link.unlink()
             else:
-                import shutil
-
                 shutil.rmtree(link)
         target = os.path.relpath(target_dir, out_dir.resolve())
         link.symlink_to(target, target_is_directory=True)
@@ -652,8 +655,6 @@ def judge_image(img: np.ndarray, prompt: str) -> dict[str, Any]:
     """Colour / shape of the (first) object named in ``prompt`` in a uint8 ``[H,W,3]`` image,
     judged by part A's :func:`toyworld.judge.judge_object` (largest component of the
     colour's palette mask, >= 20 pixels; :func:`toyworld.scene.classify_shape` of it)."""
-    from toyworld.judge import judge_object
-
     want = toy.parse_caption(prompt)[0]
     r = judge_object(img, want["colour"], want["shape"])
     return {"colour_ok": bool(r["colour"]), "shape_ok": bool(r["shape"]), "shape": r["shape_pred"]}
@@ -798,8 +799,6 @@ def run_cli(argv, prog: str, default_out: Path, train_fn, check_fn, add_extra=No
     """The ``train`` / ``check`` command line shared by the T2I and T2V trainers; ``add_extra(parser)``
     adds a trainer's own ``train`` options (their names match its ``train`` keywords),
     ``add_check_extra(parser)`` its own ``check`` options."""
-    import argparse
-
     ap = argparse.ArgumentParser(prog=prog)
     sub = ap.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("train")

@@ -24,6 +24,9 @@ on every frame's object, and motion direction of the colour mask's centroid trac
 
 CLI: ``python -m toyworld.zoo.t2v train [--quick] [--out DIR] [--save-every N] [--resume CHECKPOINT]``
 / ``check [DIR]`` (the T2I's command line, :func:`toyworld.zoo.t2i.run_cli`).
+
+Heavy libraries (diffusers) are imported inside the functions that use them, so that importing
+this module costs only torch.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from engines.common import sampling
 from engines.common.finetune import prediction_target
 from toyworld import scene as toy
+from toyworld.judge import judge_object
 from toyworld.zoo import t2i
 from toyworld.zoo._cli import fraction, whole
 from toyworld.zoo._util import set_threads
@@ -193,8 +198,6 @@ def sample(
     ``sdedit`` run), classifier-free guidance ``guidance`` inside the guidance ``interval`` (``None``:
     every step).  Each batch's noise comes from a generator seeded ``seed + i``, drawn as
     ``TextToVideoSDPipeline`` draws it, so with guidance at every step the clips are the pipeline's."""
-    from engines.common import sampling
-
     c = sampling.Components(
         vae=pipe.vae,
         text_encoder=pipe.text_encoder,
@@ -228,8 +231,6 @@ def judge_clip(clip: np.ndarray, prompt: str) -> dict[str, Any]:
     """Colour, shape (majority over frames) and motion (centroid track of the colour's largest
     component) of the first object named in ``prompt``; ``clip`` uint8 ``[T,H,W,3]``.  Uses part
     A's :func:`toyworld.judge.judge_object`."""
-    from toyworld.judge import judge_object
-
     want = toy.parse_caption(prompt)[0]
     r = judge_object(clip, want["colour"], want["shape"], want["motion"])
     return {

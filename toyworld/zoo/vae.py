@@ -37,7 +37,7 @@ TRAIN_MINUTES = 20
 
 
 def build_vae() -> Any:
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # local: diffusers takes seconds to import
 
     return AutoencoderKL(
         in_channels=3,
@@ -54,7 +54,7 @@ def build_vae() -> Any:
 
 
 def load_vae(folder: str | Path = DEFAULT_DIR) -> Any:
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # local: diffusers takes seconds to import
 
     return AutoencoderKL.from_pretrained(str(folder)).eval()
 
