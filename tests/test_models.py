@@ -117,7 +117,13 @@ def test_the_committed_toy_zoo_fits_its_size_budget() -> None:
     """Issue 3: the committed toy weights (``models/toy``) stay within 30 MB in all; the pipeline
     folders' ``vae/``, ``text_encoder/``, ``tokenizer/`` are symlinks and count once."""
     root = Path(models.__file__).resolve().parents[1] / "models" / "toy"
-    files = [Path(d) / f for d, _, names in os.walk(root) for f in names]  # os.walk skips linked folders
+    scratch = (".training", ".work", ".below-bar", ".replaced", ".saving")  # gitignored: never committed
+    files = [
+        Path(d) / f
+        for d, _, names in os.walk(root)  # os.walk skips linked folders
+        if not any(part.endswith(scratch) for part in Path(d).relative_to(root).parts)
+        for f in names
+    ]
     weights = [p for p in files if p.suffix == ".safetensors" and not p.is_symlink()]
     total = sum(p.stat().st_size for p in files if not p.is_symlink())
     assert len(weights) >= 7  # vae, text encoders, clip, depth, both UNets

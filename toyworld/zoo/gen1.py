@@ -24,6 +24,7 @@ CLI::
 
     python -m toyworld.zoo.gen1 train [--out DIR] [--quick] [--threads N] [--resume]
     python -m toyworld.zoo.gen1 check [--out DIR] [--scenes N]
+    python -m toyworld.zoo.gen1 export WORK --out DIR     # a model folder from the last checkpoint
 """
 
 from __future__ import annotations
@@ -308,7 +309,7 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if (step + 1) % 50 == 0:
             log(f"gen1 step {step + 1}/{r.steps} loss {np.mean(losses[-50:]):.4f} ({time.time() - t0:.0f} s)")
         if (step + 1) % r.checkpoint_every == 0 or step + 1 == r.steps:
@@ -368,6 +369,23 @@ def save_model(out: Path, unet: Any, proj: ContentProjection, prior: EmbeddingPr
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
+
+
+def export_checkpoint(
+    work: str | Path, out: str | Path, cache: str | Path | None = None, tokens: int = Gen1Recipe.tokens
+) -> int:
+    """Write a model folder from a training's last checkpoint (``<out>.work/checkpoint``), with the
+    prior fit anew from the cached data; returns the checkpoint's step."""
+    work = Path(work)
+    _, _, _, _, unet, proj = load_start(tokens)
+    opt = torch.optim.AdamW([{"params": list(unet.parameters())}, {"params": list(proj.parameters())}])
+    step = _load_state(work / "checkpoint", unet, proj, opt)
+    cache = Path(cache) if cache else work / "cache"
+    cached = sorted(cache.glob("gen1-*.safetensors"))
+    r = Gen1Recipe(clips=int(cached[0].stem.split("-")[-1])) if cached else Gen1Recipe()
+    prior, _ = fit_prior(build_data(r, cache), r.prior_steps, r.seed)
+    save_model(Path(out), unet.eval(), proj.eval(), prior)
+    return step
 
 
 # --------------------------------------------------------------------------- check
@@ -468,6 +486,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     a.add_argument("--cache", type=Path, default=None)
     a.add_argument("--stage1-steps", type=int, default=None)
     a.add_argument("--stage2-steps", type=int, default=None)
+    e = sub.add_parser("export", help="a model folder from a training's last checkpoint")
+    e.add_argument("work", type=Path, help="the training's .work folder")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--cache", type=Path, default=None, help="the training's data cache (default: WORK/cache)")
     c = sub.add_parser("check")
     c.add_argument("--out", type=Path, default=DEFAULT_OUT)
     c.add_argument("--scenes", type=int, default=20)
@@ -487,6 +509,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 indent=1,
             )
         )
+    elif args.cmd == "export":
+        print(f"step {export_checkpoint(args.work, args.out, args.cache)} -> {args.out}")
     else:
         set_threads(2)
         res = check(args.out, args.scenes, args.steps, args.guidance)
