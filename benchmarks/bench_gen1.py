@@ -189,7 +189,7 @@ def temporal(n: int) -> None:
         colour, _ = other(sc)
         edits = [{"name": "edit", "prompt": caption(sc, colour)}]
         metrics = ["clip_consistency_consecutive", "flow_warp_error", "toy_edit_success"]
-        spec = gen1_spec(sc, {}, edits, metrics, sweep={"params.temporal_guidance": [0.0, 1.0, 1.5, 2.0]})
+        spec = gen1_spec(sc, {}, edits, metrics, sweep={"params.temporal_guidance": [0.0, 0.5, 1.0, 1.25, 1.5, 2.0]})
         for r in run(spec, f"temporal-{i}"):
             m = r["metrics"]
             per.setdefault(r["point"]["params.temporal_guidance"], []).append(
@@ -323,7 +323,7 @@ def cost(_: int) -> None:
         count[node.stage.name] = count.get(node.stage.name, 0) + 1
     print(f"plan: {json.dumps(count)}\n")
     rows = [[k, len(v), mean(v)] for k, v in sorted(TIMES.items())]
-    table(["stage", "runs", "seconds per run (1 thread)"], rows)
+    table(["stage", "runs", f"seconds per run ({torch.get_num_threads()} threads)"], rows)
 
 
 SECTIONS = {"levels": levels, "temporal": temporal, "content": content, "masked": masked, "compare": compare}
