@@ -180,9 +180,10 @@ class Engine:
     #: Parameter overrides that make any spec of this method a seconds-long run (fewest steps of every
     #: stage), merged into the spec's ``params`` by the per-method smoke test (tests/test_methods.py).
     smoke_params: ClassVar[dict[str, Any]] = {}
-    #: Dotted paths under ``params`` that hold a file path (relative to the spec). In a stage's view the
-    #: value is the file's ``sha256:<digest>`` (content enters the key, never the path); the path itself
-    #: is in ``runtime.files.<path>`` for the stage that declares that option.
+    #: Dotted paths under ``params`` that hold a file path, or a list of them (relative to the spec). In a
+    #: stage's view the value is the file's ``sha256:<digest>`` (content enters the key, never the path);
+    #: the path itself is in ``runtime.files.<path>`` (``<path>.<i>`` for a list) for the stage that
+    #: declares that option.
     file_params: ClassVar[tuple[str, ...]] = ()
     #: The profile the smoke test runs this method on: the smallest that holds every model it needs.
     smoke_profile: ClassVar[str] = "tiny-random"

@@ -188,11 +188,18 @@ def _file_params(spec: SpecBase, params: dict[str, Any]) -> dict[str, str]:
         cur: Any = params
         for part in parents:
             cur = cur.get(part) if isinstance(cur, dict) else None
-        if not isinstance(cur, dict) or not isinstance(cur.get(leaf), str):
+        if not isinstance(cur, dict):
             continue
-        path = spec_file(spec, cur[leaf])
-        cur[leaf] = "sha256:" + file_digest(path)
-        files[dotted] = str(path)
+        value = cur.get(leaf)
+        if isinstance(value, str):
+            path = spec_file(spec, value)
+            cur[leaf] = "sha256:" + file_digest(path)
+            files[dotted] = str(path)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            paths = [spec_file(spec, v) for v in value]
+            cur[leaf] = ["sha256:" + file_digest(p) for p in paths]
+            for i, p in enumerate(paths):
+                files[f"{dotted}.{i}"] = str(p)
     return files
 
 

@@ -200,7 +200,7 @@ def test_a_structure_by_guidance_sweep_runs_one_extraction(project: Project) -> 
     by_stage: dict[str, int] = {}
     for n in plan.ordered():
         by_stage[n.stage.name] = by_stage.get(n.stage.name, 0) + 1
-    assert by_stage == {"preprocess": 1, "extract": 1, "sample": 9, "evaluate": 9}
+    assert by_stage == {"preprocess": 1, "extract": 1, "finetune": 1, "sample": 9, "evaluate": 9}
 
 
 def test_the_content_image_enters_the_key_by_content_not_path(project: Project) -> None:
@@ -221,7 +221,67 @@ def test_the_content_image_enters_the_key_by_content_not_path(project: Project) 
     assert keys() == first  # same bytes elsewhere: same keys
     Image.fromarray(np.full((32, 32, 3), 10, np.uint8)).save(moved)
     changed = keys()
-    assert changed["extract"] == first["extract"] and changed["sample"] != first["sample"]
+    assert changed["extract"] == first["extract"] and changed["finetune"] == first["finetune"]
+    assert changed["sample"] != first["sample"]
+
+
+# --------------------------------------------------------------------------- customization
+
+
+def _subject(project: Project) -> None:
+    from PIL import Image
+
+    from toyworld import scene as toy
+
+    for i, shape in enumerate(("triangle", "triangle")):
+        still = toy.ToyObject(shape=shape, colour="green", size="large", motion="static", start=(0.3 + 0.3 * i, 0.5))
+        img = toy.render(toy.ToyScene(objects=[still], frames=1)).frames[0]
+        Image.fromarray(img).save(project.root / "media" / f"subject-{i}.png")
+
+
+CUSTOM = (
+    "params: {steps: 2, customize: {images: [../media/subject-0.png, ../media/subject-1.png], "
+    "prompt: a green triangle, regularization: [media/clip.mp4], steps: 3, lr: 0.01}}"
+)
+
+
+def test_customization_tunes_a_copy_once_per_subject(project: Project) -> None:
+    from engines.common.finetune import delta_metadata
+
+    _subject(project)
+    store = Store(project.store)
+    plain = _run(project.spec(SPEC, name="plain.yaml"), store)
+    custom_text = SPEC.replace("params: {steps: 2}", CUSTOM).replace(
+        "  - {name: green,", "  - {name: other, prompt: a green triangle}\n  - {name: green,"
+    )
+    custom = _run(project.spec(custom_text, name="custom.yaml"), store)
+    ft = [n for n in custom["plan"].ordered() if n.stage.name == "finetune"]
+    assert len(ft) == 1 and len(ft[0].instances) == 2  # one finetune serves both edits
+    delta = custom["refs"][ft[0].key].dir / "delta.safetensors"
+    assert delta_metadata(delta)["customized"] == "true"
+    from safetensors.torch import load_file
+
+    names = list(load_file(str(delta)))
+    assert names and all("attn1" in n or "attn2" in n for n in names)
+    node = next(n for n in custom["plan"].ordered() if n.stage.name == "sample" and n.instances[0].edit == "green")
+    tuned = np.load(custom["refs"][node.key].dir / "frames.npy")
+    base = np.load(_sample_dir(plain) / "frames.npy")
+    assert not np.array_equal(tuned, base)  # the delta changed the samples
+    # the engine's loaded UNet is untouched: the plain spec, recomputed, gives the same frames
+    again = _run(project.spec(SPEC.replace("seed: 0", "seed: 0\n"), name="plain2.yaml"), Store(project.root / "s2"))
+    assert np.array_equal(np.load(_sample_dir(again) / "frames.npy"), base)
+
+
+def test_without_customize_the_finetune_is_empty_and_shared(project: Project) -> None:
+    from engines.common.finetune import delta_metadata
+
+    a = build_plan([load_spec(project.spec(SPEC, name="a.yaml"))])
+    b = build_plan([load_spec(project.spec(SPEC.replace("seed: 0", "seed: 0\nname: b"), name="b.yaml"))])
+    key = {n.stage.name: n.key for n in a.ordered()}["finetune"]
+    assert key == {n.stage.name: n.key for n in b.ordered()}["finetune"]
+    res = _run(project.spec(SPEC, name="c.yaml"), Store(project.store))
+    node = next(n for n in res["plan"].ordered() if n.stage.name == "finetune")
+    assert delta_metadata(res["refs"][node.key].dir / "delta.safetensors")["customized"] == "false"
 
 
 # --------------------------------------------------------------------------- validation
@@ -239,6 +299,8 @@ def test_the_content_image_enters_the_key_by_content_not_path(project: Project) 
         ("{mask: {boxes: [[0, 0, 70, 10]]}}", "params.mask.boxes.0", "outside the 64x64 frames"),
         ("{mask: {boxes: [[5, 5, 5, 10]]}}", "params.mask", "is empty"),
         ("{mask: {truth: true, boxes: [[0, 0, 8, 8]]}}", "params.mask", "exactly one of file, truth, boxes"),
+        ("{customize: {images: [notes.txt], prompt: a cat}}", "params.customize.images.0", "notes.txt"),
+        ("{customize: {images: [], prompt: a cat}}", "params.customize.images", "at least 1 item"),
     ],
 )
 def test_bad_params_are_refused_with_the_field_named(project: Project, params: str, field: str, message: str) -> None:

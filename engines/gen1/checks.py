@@ -75,6 +75,22 @@ def _resolved(spec: Any) -> list[tuple[dict[str, Any], dict[str, str]]]:
     return out
 
 
+def _media_problem(path: Path) -> str | None:
+    """Why ``path`` is neither an image nor a video, or None."""
+    from recut import video
+
+    try:
+        video.read_image(path)
+        return None
+    except video.MediaError as exc:
+        first = str(exc)
+    try:
+        video.probe(path)
+        return None
+    except video.MediaError:
+        return first
+
+
 def check_spec(spec: Any) -> list[tuple[str, str]]:
     """``(field.path, message)`` for content images and masks that cannot work on this input."""
     from recut import video
@@ -96,7 +112,17 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
                     video.read_image(p)
                 except video.MediaError as exc:
                     issues[(field, str(exc))] = None
-        # 2. the mask
+        # 2. customization data
+        cz = params.get("customize")
+        if cz:
+            field = where.get("customize", "params.customize")
+            for key in ("images", "regularization"):
+                for j, value in enumerate(cz[key]):
+                    p = _resolve(spec, value)
+                    problem = _media_problem(p)
+                    if problem:
+                        issues[(f"{field}.{key}.{j}", problem)] = None
+        # 3. the mask
         m = params["mask"]
         if m is None:
             continue

@@ -7,9 +7,10 @@ between the video model and the same network as an image model. With a mask, the
 input's noised latents at every step.
 
 Stages: ``preprocess`` -> ``extract`` (the structure maps, once per input video and representation,
-shared by every edit, t_s and guidance setting) -> ``sample`` (per edit and sweep point) ->
-``evaluate``. The model folder (role ``gen1``) holds ``unet`` (a ``UNet3DConditionModel`` whose
-``conv_in`` takes the latents, the structure latent and the 4-channel t_s embedding),
+shared by every edit, t_s and guidance setting) -> ``finetune`` (customization on a subject, once per
+subject; a no-op without ``customize``) -> ``sample`` (per edit and sweep point) -> ``evaluate``.
+The model folder (role ``gen1``) holds ``unet`` (a ``UNet3DConditionModel`` whose ``conv_in`` takes
+the latents, the structure latent and the 4-channel t_s embedding),
 ``content_projection``, ``prior``, ``scheduler``, ``text_encoder``, ``tokenizer``, ``vae``, ``clip``
 (``CLIPModel``) and ``depth`` (``DPTForDepthEstimation``).
 """
@@ -43,6 +44,17 @@ EXTRACT = Stage(
     "over the clip; structure.npy (float16 [T,H,W]).",
 )
 
+FINETUNE = Stage(
+    name="finetune",
+    kind="finetune",
+    version="1",
+    reads=("params.customize", "params.structure", "model", "seed"),
+    options=("runtime.files",),
+    uses_model=True,
+    description="Customization: tune the UNet on the subject images (each with its structure at a random "
+    "t_s), half of each batch from the regularization data; delta.safetensors (empty without `customize`).",
+)
+
 SAMPLE = Stage(
     name="sample",
     kind="sample",
@@ -61,7 +73,7 @@ SAMPLE = Stage(
         "model",
         "seed",
     ),
-    after=("preprocess", "extract"),
+    after=("preprocess", "extract", "finetune"),
     options=("runtime.files",),
     per_edit=True,
     uses_model=True,
@@ -79,8 +91,8 @@ class Gen1Engine(Engine):
     )
     params_model = Gen1Params
     smoke_params: ClassVar[dict[str, Any]] = {"steps": 2}
-    file_params = ("content_image", "mask.file")
-    stages = (PREPROCESS, EXTRACT, SAMPLE, EVALUATE)
+    file_params = ("content_image", "mask.file", "customize.images", "customize.regularization")
+    stages = (PREPROCESS, EXTRACT, FINETUNE, SAMPLE, EVALUATE)
 
     preprocess = staticmethod(preprocess)
     evaluate = staticmethod(evaluate)
@@ -144,13 +156,58 @@ class Gen1Engine(Engine):
         np.save(ctx.out_dir / "structure.npy", maps.astype(np.float16))
         return {"structure": rep.name, "frames": int(maps.shape[0]), "height": int(maps.shape[1])}
 
+    def finetune(self, ctx: StageContext) -> dict[str, Any]:
+        """Steps: 1. nothing to do without ``customize``; 2. the images and their structure at every level;
+        3. the finetune loop (engines.common.finetune); 4. the delta."""
+        from engines.common.finetune import save_delta
+        from engines.gen1.customize import customize
+
+        v = ctx.values
+        c = v["params.customize"]
+        # 1. no customization: an empty delta, shared by every spec of this model
+        if c is None:
+            save_delta({}, ctx.out_dir / "delta.safetensors", {"customized": "false"})
+            return {"customized": False}
+        files = v["runtime.files"]
+        images = [files[f"customize.images.{i}"] for i in range(len(c["images"]))]
+        regular = [files[f"customize.regularization.{i}"] for i in range(len(c["regularization"]))]
+        # 2.-3.
+        unet, params, result = customize(
+            self._g, str(v["params.structure"]), self._depth_model, c, images, regular, int(v["seed"]), ctx.progress
+        )
+        # 4.
+        meta = {"customized": "true", "prompt": c["prompt"]}
+        save_delta(params, ctx.out_dir / "delta.safetensors", meta)
+        del unet
+        return {
+            "customized": True,
+            "trained": len(params),
+            "first_loss": result.first_loss,
+            "last_loss": result.last_loss,
+        }
+
+    def _tuned(self, delta_dir: Path) -> Any:
+        """The components with the finetune's delta applied to a copy of the UNet (the base stays as loaded)."""
+        import copy
+        import dataclasses
+
+        from engines.common.finetune import delta_metadata, load_delta
+
+        delta = delta_dir / "delta.safetensors"
+        if delta_metadata(delta).get("customized") != "true":
+            return self._g
+        unet = copy.deepcopy(self._g.base.unet)
+        load_delta(unet, delta, strict=True)
+        unet.eval().requires_grad_(False)
+        return dataclasses.replace(self._g, base=dataclasses.replace(self._g.base, unet=unet))
+
     def sample(self, ctx: StageContext) -> dict[str, Any]:
         """Steps: 1. structure maps and input; 2. content context; 3. the mask; 4. sample; 5. write."""
         from engines.gen1.sampler import SampleSettings
         from engines.gen1.sampler import sample as run
 
         v = ctx.values
-        g = self._g
+        g = self._tuned(ctx.inputs["finetune"])
         # 1. structure and input
         maps = np.load(ctx.inputs["extract"] / "structure.npy").astype(np.float32)
         frames = video.load_frames(ctx.inputs["preprocess"] / "frames.npy")
@@ -161,7 +218,7 @@ class Gen1Engine(Engine):
             )
         # 2. content
         prompt, negative = str(v["edit.prompt"] or ""), str(v["edit.negative_prompt"] or "")
-        cond = self._content(str(v["params.content"]), prompt, v["runtime.files"].get("content_image"))
+        cond = self._content(g, str(v["params.content"]), prompt, v["runtime.files"].get("content_image"))
         uncond = sampling.embed(g.base, negative, self.device)
         # 3. the mask
         keep = None
@@ -187,11 +244,10 @@ class Gen1Engine(Engine):
         info = json.loads((ctx.inputs["preprocess"] / "info.json").read_text())
         return {"fps": float(info.get("fps", 8.0)), "content": str(v["params.content"]), "masked": keep is not None}
 
-    def _content(self, source: str, prompt: str, image: str | None) -> Any:
+    def _content(self, g: Any, source: str, prompt: str, image: str | None) -> Any:
         from engines.common.content import image_embeddings
         from engines.gen1.sampler import image_context, prior_embedding
 
-        g = self._g
         if source == "text":
             return sampling.embed(g.base, prompt, self.device)
         if source == "prior":

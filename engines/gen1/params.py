@@ -48,6 +48,30 @@ class MaskParams(BaseModel):
         return self
 
 
+class CustomizeParams(BaseModel):
+    """Customization (the paper's Sec. 3.4): finetune on a few images of a subject, half of each batch
+    from data like the model's own training data, so that the model keeps what it knew."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[str] = Field(..., min_length=1, description="Images of the subject (relative to the spec file).")
+    prompt: str = Field(..., min_length=1, description="The caption of the subject images (e.g. 'a sks dog').")
+    regularization: list[str] = Field(
+        default_factory=list,
+        description="Images or videos like the model's training data (relative to the spec file); each batch "
+        "pairs a subject image with one of their frames, captioned by `regularization_prompt`.",
+    )
+    regularization_prompt: str = Field("", description="The caption of the regularization data ('' = none).")
+    steps: int = Field(100, ge=1, le=100000, description="Optimisation steps.")
+    lr: float = Field(1e-4, gt=0.0, le=1.0, description="AdamW learning rate.")
+    trainable: list[str] = Field(
+        default_factory=lambda: ["attn1", "attn2"],
+        min_length=1,
+        description="UNet parameters to tune, by name: substrings or `re:<regex>` (default: the spatial self- "
+        "and cross-attention).",
+    )
+
+
 class Gen1Params(BaseModel):
     """Gen-1: generate from noise with the input's structure (depth at level t_s) and new content."""
 
@@ -85,6 +109,9 @@ class Gen1Params(BaseModel):
     )
     eta: float = Field(0.0, ge=0.0, le=1.0, description="DDIM eta: 0 is deterministic DDIM.")
     mask: MaskParams | None = Field(None, description="Masked editing (omit to regenerate the whole frame).")
+    customize: CustomizeParams | None = Field(
+        None, description="Finetune on a subject first (stored as a delta, shared by every edit of that subject)."
+    )
 
     @model_validator(mode="after")
     def _content(self) -> Gen1Params:
