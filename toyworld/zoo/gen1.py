@@ -324,6 +324,7 @@ def train(
         "train_time_s": round(time.time() - t0, 1),
         "final_loss": round(float(np.mean(losses[-50:])), 5) if losses else None,
         "prior": prior_fig,
+        "resumed_from": start,
     }
     # 5. check
     info["metrics"] = check(out, scenes=4 if quick else 20, steps=4 if quick else 25)
