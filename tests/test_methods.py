@@ -60,6 +60,8 @@ def _shrunk(example: Path, engine: type[Engine], root: Path) -> Path:
             cur = cur.get(part) if isinstance(cur, dict) else None
         if isinstance(cur, dict) and isinstance(cur.get(leaf), str):
             cur[leaf] = str((example.parent / cur[leaf]).resolve())
+        elif isinstance(cur, dict) and isinstance(cur.get(leaf), list):
+            cur[leaf] = [str((example.parent / v).resolve()) for v in cur[leaf]]
     raw["edits"] = raw["edits"][:1]
     raw["edits"][0].pop("params", None)
     raw["sweep"] = {k: v[:1] for k, v in (raw.get("sweep") or {}).items()}
