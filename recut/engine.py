@@ -16,6 +16,7 @@ other key: a read that escapes the key fails instead of falling back to a defaul
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,15 @@ class MetricInfo:
 
 
 ProgressFn = Callable[[int, int], None]
+
+
+def spec_file(source: Path | None, value: str) -> Path:
+    """A path a spec's params give (``Engine.file_params``), resolved against the spec file's folder."""
+    p = Path(os.path.expanduser(value))
+    if not p.is_absolute() and source is not None:
+        p = source.parent / p
+    return Path(os.path.normpath(p))
+
 
 #: Keys every stage view holds besides its declared ones: the media paths preprocess decodes.
 RUNTIME_KEYS: tuple[str, ...] = ("_media",)

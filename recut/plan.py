@@ -11,12 +11,11 @@ sweep over sampling strength shares everything upstream of sampling.
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recut.engine import Stage
+from recut.engine import Stage, spec_file
 from recut.keys import cache_key, file_digest
 from recut.models import PROFILES, ResolvedModel, resolve
 from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
@@ -171,14 +170,6 @@ def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model:
     }
 
 
-def spec_file(spec: SpecBase, value: str) -> Path:
-    """A path a spec's params give, resolved against the spec's folder."""
-    p = Path(value).expanduser()
-    if not p.is_absolute() and spec.source is not None:
-        p = spec.source.parent / p
-    return Path(os.path.normpath(p))
-
-
 def _file_params(spec: SpecBase, params: dict[str, Any]) -> dict[str, str]:
     """Replace each file path among ``params`` (the engine's ``file_params``) by its content digest, in
     place; returns ``{dotted path: resolved path}``."""
@@ -192,11 +183,11 @@ def _file_params(spec: SpecBase, params: dict[str, Any]) -> dict[str, str]:
             continue
         value = cur.get(leaf)
         if isinstance(value, str):
-            path = spec_file(spec, value)
+            path = spec_file(spec.source, value)
             cur[leaf] = "sha256:" + file_digest(path)
             files[dotted] = str(path)
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            paths = [spec_file(spec, v) for v in value]
+            paths = [spec_file(spec.source, v) for v in value]
             cur[leaf] = ["sha256:" + file_digest(p) for p in paths]
             for i, p in enumerate(paths):
                 files[f"{dotted}.{i}"] = str(p)

@@ -8,20 +8,13 @@ and a problem is reported at the field it came from: ``params.X``, ``edits.N.par
 from __future__ import annotations
 
 import itertools
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engines.gen1.params import Gen1Params
-
-
-def _resolve(spec: Any, value: str) -> Path:
-    p = Path(os.path.expanduser(value))
-    if not p.is_absolute() and spec.source is not None:
-        p = spec.source.parent / p
-    return Path(os.path.normpath(p))
+from recut.engine import spec_file
 
 
 def input_shape(spec: Any) -> tuple[int | None, int | None, int | None]:
@@ -35,10 +28,9 @@ def input_shape(spec: Any) -> tuple[int | None, int | None, int | None]:
     w: int | None = None
     try:
         if inp.toy is not None:
-            idx = np.arange(inp.toy.frames)[
-                fr.start : None if fr.count is None else fr.start + fr.count * fr.stride : fr.stride
-            ]
-            t, h, w = len(idx), inp.toy.height, inp.toy.width
+            from toyworld.scene import frame_index  # the toy world's own frame selection
+
+            t, h, w = len(frame_index(inp.toy.frames, fr.model_dump())), inp.toy.height, inp.toy.width
         elif inp.video is not None:
             info = video.probe(inp.video)
             h, w = info.height, info.width
@@ -102,7 +94,7 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
         # 1. the content image
         if params["content_image"]:
             field = where.get("content_image", "params.content_image")
-            p = _resolve(spec, params["content_image"])
+            p = spec_file(spec.source, params["content_image"])
             if root is not None and not spec.allow_outside_root and not p.resolve().is_relative_to(root.resolve()):
                 issues[
                     (field, f"{p} is outside the project root {root}; set `allow_outside_root: true` to allow it")
@@ -118,7 +110,7 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
             field = where.get("customize", "params.customize")
             for key in ("images", "regularization"):
                 for j, value in enumerate(cz[key]):
-                    p = _resolve(spec, value)
+                    p = spec_file(spec.source, value)
                     problem = _media_problem(p)
                     if problem:
                         issues[(f"{field}.{key}.{j}", problem)] = None
@@ -135,7 +127,7 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
             if w is not None and h is not None and (x1 > w or y1 > h):
                 issues[(f"{field}.boxes.{j}", f"[{x0}, {y0}, {x1}, {y1}] reaches outside the {w}x{h} frames")] = None
         if m["file"]:
-            p = _resolve(spec, m["file"])
+            p = spec_file(spec.source, m["file"])
             try:
                 arr = np.load(p, allow_pickle=False)
             except (OSError, ValueError) as exc:

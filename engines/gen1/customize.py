@@ -18,7 +18,7 @@ from diffusers import DDPMScheduler
 
 from engines.common import sampling
 from engines.common.finetune import FinetuneConfig, FinetuneResult, finetune, select_parameters
-from engines.common.structure import STRUCTURES, T_S_MAX
+from engines.common.structure import T_S_MAX
 from engines.gen1.sampler import structure_input
 from recut import video
 
@@ -35,13 +35,12 @@ def _frames(paths: list[str], size: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _prepared(g: Any, frames: np.ndarray, structure: str, depth: Callable[[], tuple[Any, Any]]) -> list[Any]:
+def _prepared(g: Any, frames: np.ndarray, maps_of: Callable[[np.ndarray], np.ndarray]) -> list[Any]:
     """Per image: ``(latents [1, C, 1, h, w], structure channels at every level [L, C + 4, 1, h, w])``."""
-    rep = STRUCTURES[structure]
     c = g.base
     out = []
     for f in frames:
-        maps = rep.extract(f[None], *depth()) if rep.needs_model else rep.extract(f[None])
+        maps = maps_of(f[None])
         with torch.no_grad():
             lat = sampling.encode(c, f[None], batch=1).permute(1, 0, 2, 3)[None]
         levels = torch.cat([structure_input(c, maps, k) for k in range(T_S_MAX + 1)])
@@ -51,19 +50,19 @@ def _prepared(g: Any, frames: np.ndarray, structure: str, depth: Callable[[], tu
 
 def customize(
     g: Any,
-    structure: str,
-    depth: Callable[[], tuple[Any, Any]],
+    maps_of: Callable[[np.ndarray], np.ndarray],
     params: dict[str, Any],
     images: list[str],
     regularization: list[str],
     seed: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Any, dict[str, torch.nn.Parameter], FinetuneResult]:
-    """A tuned copy of ``g``'s UNet: ``(unet, trained parameters, losses)``."""
+    """A tuned copy of ``g``'s UNet: ``(unet, trained parameters, losses)``; ``maps_of(frames)`` gives the
+    structure maps of frames, as the extract stage computes them."""
     c = g.base
     size = int(c.unet.config.sample_size) * c.vae_scale
-    subject = _prepared(g, _frames(images, size), structure, depth)
-    regular = _prepared(g, _frames(regularization, size), structure, depth) if regularization else []
+    subject = _prepared(g, _frames(images, size), maps_of)
+    regular = _prepared(g, _frames(regularization, size), maps_of) if regularization else []
     cond_s = sampling.embed(c, params["prompt"])
     cond_r = sampling.embed(c, params.get("regularization_prompt") or "")
     unet = copy.deepcopy(c.unet)

@@ -127,6 +127,12 @@ class Gen1Engine(Engine):
         )
         super().load()
 
+    @property
+    def components(self) -> Any:
+        """The loaded :class:`engines.gen1.sampler.Gen1Components` (loads them on first use)."""
+        self.ensure_loaded()
+        return self._g
+
     def _clip(self) -> tuple[Any, Any]:
         from transformers import CLIPModel, CLIPProcessor
 
@@ -146,15 +152,20 @@ class Gen1Engine(Engine):
             self._depth = (m, self.model.from_pretrained(DPTImageProcessor, ROLE, subfolder="depth"))
         return self._depth
 
-    # -- stages ------------------------------------------------------------
-    def extract(self, ctx: StageContext) -> dict[str, Any]:
+    def structure_maps(self, structure: str, frames: np.ndarray) -> np.ndarray:
+        """``frames``' maps in the representation ``structure`` (the DPT loads only for depth)."""
         from engines.common.structure import STRUCTURES
 
+        rep = STRUCTURES[structure]
+        return rep.extract(frames, *self._depth_model()) if rep.needs_model else rep.extract(frames)
+
+    # -- stages ------------------------------------------------------------
+    def extract(self, ctx: StageContext) -> dict[str, Any]:
         frames = video.load_frames(ctx.inputs["preprocess"] / "frames.npy")
-        rep = STRUCTURES[str(ctx.values["params.structure"])]
-        maps = rep.extract(frames, *self._depth_model()) if rep.needs_model else rep.extract(frames)
+        structure = str(ctx.values["params.structure"])
+        maps = self.structure_maps(structure, frames)
         np.save(ctx.out_dir / "structure.npy", maps.astype(np.float16))
-        return {"structure": rep.name, "frames": int(maps.shape[0]), "height": int(maps.shape[1])}
+        return {"structure": structure, "frames": int(maps.shape[0]), "height": int(maps.shape[1])}
 
     def finetune(self, ctx: StageContext) -> dict[str, Any]:
         """Steps: 1. nothing to do without ``customize``; 2. the images and their structure at every level;
@@ -172,8 +183,9 @@ class Gen1Engine(Engine):
         images = [files[f"customize.images.{i}"] for i in range(len(c["images"]))]
         regular = [files[f"customize.regularization.{i}"] for i in range(len(c["regularization"]))]
         # 2.-3.
+        structure = str(v["params.structure"])
         unet, params, result = customize(
-            self._g, str(v["params.structure"]), self._depth_model, c, images, regular, int(v["seed"]), ctx.progress
+            self._g, lambda f: self.structure_maps(structure, f), c, images, regular, int(v["seed"]), ctx.progress
         )
         # 4.
         meta = {"customized": "true", "prompt": c["prompt"]}

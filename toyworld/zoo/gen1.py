@@ -414,48 +414,28 @@ def silhouette_iou(frames: np.ndarray, colour: str, truth_masks: np.ndarray) -> 
 
 
 def load_gen1(folder: str | Path = DEFAULT_OUT) -> Any:
-    """:class:`engines.gen1.sampler.Gen1Components` of a model folder, for the check (float32, CPU)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    """The gen1 engine on a model folder, loaded as a spec's ``model: {path: folder}`` loads it."""
+    from engines.gen1 import ENGINE
+    from recut.models import resolve
 
-    from engines.common import sampling
-    from engines.gen1.sampler import Gen1Components
-
-    f = Path(folder)
-    base = sampling.Components(
-        vae=AutoencoderKL.from_pretrained(f / "vae").eval(),
-        text_encoder=CLIPTextModel.from_pretrained(f / "text_encoder").eval(),
-        tokenizer=CLIPTokenizer.from_pretrained(f / "tokenizer"),
-        unet=UNet3DConditionModel.from_pretrained(f / "unet", torch_dtype=torch.float32).eval(),
-        scheduler_config=DDIMScheduler.from_pretrained(f / "scheduler").config,
-        dtype=torch.float32,
-    )
-    clip, clip_proc = _clip_model()
-    return Gen1Components(
-        base,
-        ContentProjection.from_pretrained(f / "content_projection").eval(),
-        EmbeddingPrior.from_pretrained(f / "prior").eval(),
-        clip,
-        clip_proc,
-    )
+    engine = ENGINE(resolve(path=str(folder)))
+    engine.load()
+    return engine
 
 
 def check(folder: str | Path = DEFAULT_OUT, scenes: int = 20, steps: int = 25, guidance: float = 5.0) -> dict[str, Any]:
     """The quality bar: recolour held-out scenes at t_s = 0 from their depth; silhouette IoU and colour."""
-    from transformers import DPTForDepthEstimation, DPTImageProcessor
-
     from engines.common import sampling
     from engines.gen1.sampler import SampleSettings, sample
 
-    g = load_gen1(folder)
-    depth = DPTForDepthEstimation.from_pretrained(TOY / "depth").eval()
-    proc = DPTImageProcessor.from_pretrained(TOY / "depth")
+    engine = load_gen1(folder)
+    g = engine.components
     uncond = sampling.embed(g.base, "")
     rows = []
     for i, s in enumerate(heldout_scenes(scenes)):
         clip = toy.render(s)
         prompt, colour = recolour_prompt(s, i)
-        maps = depth_maps(clip.frames, depth, proc)
+        maps = engine.structure_maps("depth", clip.frames)
         out = sample(
             g, maps, sampling.embed(g.base, prompt), uncond, SampleSettings(0, steps, guidance, 1.0, 0.0, seed=i)
         )
