@@ -88,6 +88,24 @@ def spec_file(source: Path | None, value: str) -> Path:
     return Path(os.path.normpath(p))
 
 
+def file_param_slots(params: Any, dotted: str, prefix: str = "") -> Iterator[tuple[dict[str, Any], str, str]]:
+    """Where ``dotted`` (an ``Engine.file_params`` entry; ``*`` steps into every item of a list) holds a
+    value in ``params``: ``(container, key, concrete dotted path)``, e.g. ``areas.*.mask.file`` ->
+    ``(areas[0]["mask"], "file", "areas.0.mask.file")``."""
+    head, _, rest = dotted.partition(".")
+    if head == "*":
+        if isinstance(params, list):
+            for i, item in enumerate(params):
+                yield from file_param_slots(item, rest, f"{prefix}{i}.")
+        return
+    if not isinstance(params, dict) or params.get(head) is None:
+        return
+    if not rest:
+        yield params, head, prefix + head
+    else:
+        yield from file_param_slots(params[head], rest, f"{prefix}{head}.")
+
+
 #: Keys every stage view holds besides its declared ones: the media paths preprocess decodes.
 RUNTIME_KEYS: tuple[str, ...] = ("_media",)
 _NO_DEFAULT: Any = object()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recut.engine import Stage, spec_file
+from recut.engine import Stage, file_param_slots, spec_file
 from recut.keys import cache_key, file_digest
 from recut.models import PROFILES, ResolvedModel, resolve
 from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
@@ -174,23 +174,18 @@ def _file_params(spec: SpecBase, params: dict[str, Any]) -> dict[str, str]:
     """Replace each file path among ``params`` (the engine's ``file_params``) by its content digest, in
     place; returns ``{dotted path: resolved path}``."""
     files: dict[str, str] = {}
-    for dotted in engine_class(spec.method).file_params:  # type: ignore[attr-defined]
-        *parents, leaf = dotted.split(".")
-        cur: Any = params
-        for part in parents:
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        if not isinstance(cur, dict):
-            continue
-        value = cur.get(leaf)
-        if isinstance(value, str):
-            path = spec_file(spec.source, value)
-            cur[leaf] = "sha256:" + file_digest(path)
-            files[dotted] = str(path)
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            paths = [spec_file(spec.source, v) for v in value]
-            cur[leaf] = ["sha256:" + file_digest(p) for p in paths]
-            for i, p in enumerate(paths):
-                files[f"{dotted}.{i}"] = str(p)
+    for pattern in engine_class(spec.method).file_params:  # type: ignore[attr-defined]
+        for cur, leaf, dotted in list(file_param_slots(params, pattern)):
+            value = cur[leaf]
+            if isinstance(value, str):
+                path = spec_file(spec.source, value)
+                cur[leaf] = "sha256:" + file_digest(path)
+                files[dotted] = str(path)
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                paths = [spec_file(spec.source, v) for v in value]
+                cur[leaf] = ["sha256:" + file_digest(p) for p in paths]
+                for i, p in enumerate(paths):
+                    files[f"{dotted}.{i}"] = str(p)
     return files
 
 

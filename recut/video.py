@@ -241,6 +241,11 @@ def read_image(path: PathLike) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def write_image(path: PathLike, image: np.ndarray) -> None:
+    """Write a ``uint8`` RGB ``[H, W, 3]`` image (the format follows the suffix, e.g. ``.png``)."""
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB").save(path)
+
+
 def read_images(paths: list[PathLike] | tuple[PathLike, ...]) -> np.ndarray:
     """Read several images into ``[N, H, W, 3]``, resized to the first one's size."""
     paths = list(paths)

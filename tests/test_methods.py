@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from recut.engine import Engine, Stage, StageContext, StageView, UndeclaredRead
+from recut.engine import Engine, Stage, StageContext, StageView, UndeclaredRead, file_param_slots
 from recut.outputs import materialize
 from recut.plan import build_plan
 from recut.registry import methods
@@ -53,15 +53,12 @@ def _shrunk(example: Path, engine: type[Engine], root: Path) -> Path:
         frames["count"] = min(int(frames.get("count") or 4), 4)
     raw["model"] = {"profile": engine.smoke_profile}
     raw["params"] = _merge(raw.get("params") or {}, engine.smoke_params)
-    for dotted in engine.file_params:  # paths in params are relative to the spec: make them absolute
-        *parents, leaf = dotted.split(".")
-        cur = raw["params"]
-        for part in parents:
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        if isinstance(cur, dict) and isinstance(cur.get(leaf), str):
-            cur[leaf] = str((example.parent / cur[leaf]).resolve())
-        elif isinstance(cur, dict) and isinstance(cur.get(leaf), list):
-            cur[leaf] = [str((example.parent / v).resolve()) for v in cur[leaf]]
+    for pattern in engine.file_params:  # paths in params are relative to the spec: make them absolute
+        for cur, leaf, _ in file_param_slots(raw["params"], pattern):
+            if isinstance(cur[leaf], str):
+                cur[leaf] = str((example.parent / cur[leaf]).resolve())
+            else:
+                cur[leaf] = [str((example.parent / v).resolve()) for v in cur[leaf]]
     raw["edits"] = raw["edits"][:1]
     raw["edits"][0].pop("params", None)
     raw["sweep"] = {k: v[:1] for k, v in (raw.get("sweep") or {}).items()}

@@ -18,6 +18,7 @@ the schedule, the noise and the progress reporting are explicit.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,7 +30,7 @@ from engines.sdedit.params import SDEditParams
 from recut import video
 from recut.engine import Engine, Stage, StageContext
 
-__all__ = ["ROLES", "SAMPLE", "SDEditEngine", "n_steps"]
+__all__ = ["ROLES", "SAMPLE", "SDEditEngine", "Settings", "edit_frames", "n_steps"]
 
 SAMPLE = Stage(
     name="sample",
@@ -109,8 +110,6 @@ class SDEditEngine(Engine):
 
     # -- stages ------------------------------------------------------------
     def sample(self, ctx: StageContext) -> dict[str, Any]:
-        import torch  # local: torch takes seconds to import; `recut validate` imports this module
-
         v = ctx.values
         strength = float(v["params.strength"])
         steps = int(v["params.steps"])
@@ -125,63 +124,91 @@ class SDEditEngine(Engine):
         info = json.loads((ctx.inputs["preprocess"] / "info.json").read_text())
         fps = float(info.get("fps", 8.0))
         t_len, height, width = (int(s) for s in frames.shape[:3])
-
-        c = self._get(variant)
-        # 1. pad (edge) to the size the VAE + UNet need; cropped back after decoding
-        m = c.multiple
-        ph, pw = (-height) % m, (-width) % m
-        padded = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else frames
-
-        # 2. the strength's timesteps
-        sched, timesteps = sampling.schedule(c.scheduler_config, steps, strength, self.device)
-        window = sampling.guidance_window(v["params.guidance_interval"], c.scheduler_config)
-        n = len(timesteps)
-        gen = torch.Generator(device="cpu").manual_seed(int(ctx.seed))
-        do_cfg = guidance > 1.0
-
-        def randn(shape: tuple[int, ...]) -> Any:
-            return torch.randn(shape, generator=gen, dtype=torch.float32).to(self.device, c.dtype)
-
-        with torch.inference_mode():
-            cond = sampling.embed(c, prompt, self.device)
-            uncond = sampling.embed(c, negative, self.device) if do_cfg else None
-            latents = sampling.encode(c, padded, frame_batch, self.device)  # [T,C,h,w]
-            if n > 0:
-                # 3. noise and denoise: the clip as one latent, or frame batches with one shared noise
-                if variant == "video":
-                    latents = latents.permute(1, 0, 2, 3).unsqueeze(0)  # [1,C,T,h,w]
-                    shape = tuple(latents.shape)
-                    noise = randn(shape)
-
-                    def var_noise() -> Any:
-                        return randn(shape)
-
-                    def eps_fn(x: Any, t: Any) -> Any:
-                        return sampling.guided_eps(c.unet, x, t, cond, uncond, guidance, window)
-
-                else:
-                    like = latents
-
-                    def var_noise() -> Any:
-                        return randn((1, *like.shape[1:])).expand_as(like)
-
-                    noise = var_noise()
-
-                    def eps_fn(x: Any, t: Any) -> Any:
-                        return torch.cat(
-                            [
-                                sampling.guided_eps(c.unet, x[j : j + frame_batch], t, cond, uncond, guidance, window)
-                                for j in range(0, x.shape[0], frame_batch)
-                            ]
-                        )
-
-                latents = sampling.denoise(
-                    sched, timesteps, latents, eps_fn, noise, strength, eta, var_noise, ctx.progress
-                )
-                if variant == "video":
-                    latents = latents.squeeze(0).permute(1, 0, 2, 3)  # back to [T,C,h,w]
-            out = sampling.decode(c, latents, frame_batch)
-
-        out = np.ascontiguousarray(out[:, :height, :width])
+        settings = Settings(strength, steps, guidance, eta, v["params.guidance_interval"], frame_batch, int(ctx.seed))
+        out, n = edit_frames(self._get(variant), frames, prompt, negative, settings, variant, self.device, ctx.progress)
         video.save_frames(ctx.out_dir / "frames.npy", out)
         return {"frames": t_len, "height": height, "width": width, "fps": fps, "steps_run": n}
+
+
+@dataclass(frozen=True)
+class Settings:
+    strength: float
+    steps: int
+    guidance: float
+    eta: float = 0.0
+    guidance_interval: Any = None
+    frame_batch: int = 8
+    seed: int = 0
+
+
+def edit_frames(
+    c: Components,
+    frames: np.ndarray,
+    prompt: str,
+    negative: str,
+    s: Settings,
+    variant: str = "image",
+    device: str = "cpu",
+    progress: Any = None,
+) -> tuple[np.ndarray, int]:
+    """SDEdit on uint8 ``frames`` ``[T, H, W, 3]``: ``(edited frames, DDIM steps run)``.
+
+    Steps: 1. pad to the VAE's multiple; 2. the strength's timesteps; 3. noise and denoise (the clip as
+    one latent, or frame batches with one shared noise); 4. decode and crop."""
+    import torch  # local: torch takes seconds to import; `recut validate` imports this module
+
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    guidance, frame_batch, strength = s.guidance, s.frame_batch, s.strength
+    # 1. pad (edge) to the size the VAE + UNet need; cropped back after decoding
+    m = c.multiple
+    ph, pw = (-height) % m, (-width) % m
+    padded = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge") if ph or pw else frames
+    # 2. the strength's timesteps
+    sched, timesteps = sampling.schedule(c.scheduler_config, s.steps, strength, device)
+    window = sampling.guidance_window(s.guidance_interval, c.scheduler_config)
+    n = len(timesteps)
+    gen = torch.Generator(device="cpu").manual_seed(int(s.seed))
+    do_cfg = guidance > 1.0
+
+    def randn(shape: tuple[int, ...]) -> Any:
+        return torch.randn(shape, generator=gen, dtype=torch.float32).to(device, c.dtype)
+
+    with torch.inference_mode():
+        cond = sampling.embed(c, prompt, device)
+        uncond = sampling.embed(c, negative, device) if do_cfg else None
+        latents = sampling.encode(c, padded, frame_batch, device)  # [T,C,h,w]
+        if n > 0:
+            # 3. noise and denoise
+            if variant == "video":
+                latents = latents.permute(1, 0, 2, 3).unsqueeze(0)  # [1,C,T,h,w]
+                shape = tuple(latents.shape)
+                noise = randn(shape)
+
+                def var_noise() -> Any:
+                    return randn(shape)
+
+                def eps_fn(x: Any, t: Any) -> Any:
+                    return sampling.guided_eps(c.unet, x, t, cond, uncond, guidance, window)
+
+            else:
+                like = latents
+
+                def var_noise() -> Any:
+                    return randn((1, *like.shape[1:])).expand_as(like)
+
+                noise = var_noise()
+
+                def eps_fn(x: Any, t: Any) -> Any:
+                    return torch.cat(
+                        [
+                            sampling.guided_eps(c.unet, x[j : j + frame_batch], t, cond, uncond, guidance, window)
+                            for j in range(0, x.shape[0], frame_batch)
+                        ]
+                    )
+
+            latents = sampling.denoise(sched, timesteps, latents, eps_fn, noise, strength, s.eta, var_noise, progress)
+            if variant == "video":
+                latents = latents.squeeze(0).permute(1, 0, 2, 3)  # back to [T,C,h,w]
+        # 4. decode and crop
+        out = sampling.decode(c, latents, frame_batch)
+    return np.ascontiguousarray(out[:, :height, :width]), n

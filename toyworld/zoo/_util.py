@@ -88,3 +88,53 @@ class EMA:
     def copy_to(self, model: torch.nn.Module) -> None:
         for s, p in zip(self.shadow, model.parameters(), strict=True):
             p.copy_(s)
+
+
+def save_checkpoint(folder: Path, step: int, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer) -> None:
+    """Atomically write ``modules``' weights, the optimizer's Adam moments and ``step`` to ``folder``."""
+    import os
+    import shutil
+
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, m in modules.items():
+        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+    moments: dict[str, torch.Tensor] = {}
+    steps: dict[str, float] = {}
+    for gi, group in enumerate(opt.param_groups):
+        for pi, p in enumerate(group["params"]):
+            st = opt.state.get(p)
+            if st:
+                moments[f"{gi}.{pi}.exp_avg"] = st["exp_avg"].contiguous()
+                moments[f"{gi}.{pi}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+                steps[f"{gi}.{pi}"] = float(st["step"])
+    save_file(moments, str(tmp / "optimizer.safetensors"))
+    (tmp / "state.json").write_text(json.dumps({"step": step, "adam_steps": steps}))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def load_checkpoint(folder: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer | None) -> int:
+    """Restore what :func:`save_checkpoint` wrote; returns the step (0 when ``folder`` does not exist)."""
+    from safetensors.torch import load_file
+
+    if not (folder / "state.json").exists():
+        return 0
+    for name, m in modules.items():
+        m.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
+    state = json.loads((folder / "state.json").read_text())
+    if opt is not None:
+        moments = load_file(str(folder / "optimizer.safetensors"))
+        for gi, group in enumerate(opt.param_groups):
+            for pi, p in enumerate(group["params"]):
+                k = f"{gi}.{pi}"
+                if k in state["adam_steps"]:
+                    opt.state[p] = {
+                        "step": torch.tensor(state["adam_steps"][k]),
+                        "exp_avg": moments[f"{k}.exp_avg"],
+                        "exp_avg_sq": moments[f"{k}.exp_avg_sq"],
+                    }
+    return int(state["step"])
