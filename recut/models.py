@@ -48,6 +48,8 @@ TOY_COMPONENTS = {
     "toy-vae": ("vae", "vae", "VAE (AutoencoderKL), latents 4x16x16"),
     "toy-depth": ("depth", "depth", "monocular depth (DPTForDepthEstimation)"),
     "toy-gen1": ("gen1", "gen1", "Gen-1: the toy T2V widened for depth structure, content projection and prior"),
+    "toy-svd": ("image2video", "svd", "SVD-class image-to-video (UNetSpatioTemporalConditionModel), 8 frames"),
+    "toy-revideo": ("revideo", "revideo", "ReVideo: the toy SVD with its control module (three-stage trained)"),
 }
 
 
@@ -74,7 +76,12 @@ PROFILES: dict[str, Profile] = {
             "tiny-random",
             "Randomly initialised, config-built diffusers/transformers models kept in "
             "the repo (3.6 MB). Exercises every code path; outputs are noise.",
-            {"image": "models/tiny-random/sd", "video": "models/tiny-random/t2v", "gen1": "models/tiny-random/gen1"},
+            {
+                "image": "models/tiny-random/sd",
+                "video": "models/tiny-random/t2v",
+                "gen1": "models/tiny-random/gen1",
+                "revideo": "models/tiny-random/revideo",
+            },
             cascade=(
                 {"role": "video", "width": 32, "height": 32, "frames": 4},
                 {
@@ -91,7 +98,8 @@ PROFILES: dict[str, Profile] = {
         Profile(
             "toy",
             "Small models trained on the synthetic world of toyworld.scene (64x64): toy CLIP, "
-            "VAE (latents 4x16x16), depth (DPT), text-to-image/-video UNets and the Gen-1 model. "
+            "VAE (latents 4x16x16), depth (DPT), text-to-image/-video UNets, the Gen-1 model and the SVD-class "
+            "image-to-video model with its ReVideo control module. "
             "Edits can be verified against exact ground truth.",
             {
                 "image": "models/toy/t2i",
@@ -100,6 +108,8 @@ PROFILES: dict[str, Profile] = {
                 "depth": "models/toy/depth",
                 "vae": "models/toy/vae",
                 "gen1": "models/toy/gen1",
+                "image2video": "models/toy/svd",
+                "revideo": "models/toy/revideo",
             },
             cascade=TOY_VIDEO_CASCADE,
         ),
@@ -154,8 +164,12 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "svd",
-            "Stable Video Diffusion img2vid-xt (1024x576, 25 frames), image-to-video.",
-            {"image2video": "stabilityai/stable-video-diffusion-img2vid-xt"},
+            "Stable Video Diffusion img2vid-xt (1024x576, 25 frames), image-to-video; for revideo it is the base "
+            "alone (no public diffusers-format ReVideo control module exists: give one as a model path).",
+            {
+                "image2video": "stabilityai/stable-video-diffusion-img2vid-xt",
+                "revideo": "stabilityai/stable-video-diffusion-img2vid-xt",
+            },
             cuda_dtype="float16",
             local=False,
         ),
@@ -313,6 +327,6 @@ def resolve(
         ident = _identity(comps, revision, dt, prof.cascade)
         return ResolvedModel(profile, comps, revision, dt, ident, dict(prof.options), tuple(prof.cascade))
     loc = str(path) if path is not None else str(repo)
-    comps = {"image": loc, "video": loc, "clip": loc, "depth": loc, "gen1": loc}
+    comps = {role: loc for role in ("image", "video", "clip", "depth", "gen1", "image2video", "revideo")}
     dt = dtype or "float32"
     return ResolvedModel(loc, comps, revision, dt, _identity(comps, revision, dt))

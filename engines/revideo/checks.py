@@ -1,0 +1,140 @@
+"""Validation of a ``revideo`` spec beyond its params model: each area's mask, content image and
+trajectory against the input's size and length, and the window against the base model's frame count.
+
+Every edit's resolved params are checked, and a problem is reported at the field it came from
+(``params.areas.0.mask.file``, ``edits.1.params.areas.0.trajectory.2``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engines.common.checks import input_shape, outside_root, resolved_params
+from engines.revideo.params import ReVideoParams
+from recut.engine import spec_file
+
+
+def model_frames(spec: Any) -> int | None:
+    """The base UNet's ``num_frames`` when the model is a local folder (None when validation cannot tell)."""
+    try:
+        loc = Path(spec.model.resolve().location("revideo"))
+    except (KeyError, ValueError):
+        return None
+    cfg = loc / "unet" / "config.json"
+    if not cfg.is_file():
+        return None
+    return int(json.loads(cfg.read_text()).get("num_frames", 0)) or None
+
+
+def _region(mask: dict[str, Any], h: int, w: int) -> np.ndarray | None:
+    """The area on frame 0 as validation can draw it (polygon, box), else None."""
+    if mask.get("polygon") is not None:
+        img = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(img, [np.rint(np.asarray(mask["polygon"], np.float64)).astype(np.int32)], 1)
+        return img.astype(bool)
+    if mask.get("box") is not None:
+        x0, y0, x1, y1 = mask["box"]
+        img = np.zeros((h, w), bool)
+        img[round(y0) : round(y1), round(x0) : round(x1)] = True
+        return img
+    return None
+
+
+def _mask_file(
+    spec: Any, field: str, value: str, t: int | None, h: int | None, w: int | None
+) -> tuple[list[tuple[str, str]], np.ndarray | None]:
+    p = spec_file(spec.source, value)
+    problem = outside_root(spec, p)
+    if problem:
+        return [(field, problem)], None
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return [(field, f"cannot read {p} as a .npy array: {exc}")], None
+    shape = tuple(arr.shape)
+    if len(shape) == 2 and None not in (h, w) and shape != (h, w):
+        return [(field, f"{p.name} is {list(shape)}, but the frames are {h}x{w} (height x width)")], None
+    if len(shape) == 3 and None not in (t, h, w) and shape != (t, h, w):
+        return [(field, f"{p.name} is {list(shape)}, but the input is [{t}, {h}, {w}] (frames, height, width)")], None
+    if len(shape) not in (2, 3):
+        return [(field, f"{p.name} is {list(shape)}; a mask is [H, W] or [T, H, W]")], None
+    if not arr.any():
+        return [(field, f"{p.name} is empty (no True pixel): the area has no pixel")], None
+    return [], arr.astype(bool) if arr.ndim == 2 else arr.astype(bool)[0]
+
+
+def check_spec(spec: Any) -> list[tuple[str, str]]:
+    """``(field.path, message)`` for areas and windows that cannot work on this input and model."""
+    from recut import video
+
+    issues: dict[tuple[str, str], None] = {}
+    t, h, w = input_shape(spec)
+    base_frames = model_frames(spec)
+    objects = len(spec.input.toy.objects) if spec.input.toy is not None else None
+    for params, where in resolved_params(spec, ReVideoParams):
+        # 1. the window
+        win = params["window"]
+        size = win["frames"] or base_frames
+        if size is not None and win["overlap"] >= size:
+            field = where.get("window", "params.window")
+            what = "windows of" if win["frames"] else "the base model's"
+            issues[(f"{field}.overlap", f"overlap {win['overlap']} is too large for {what} {size} frames")] = None
+        # 2. the areas
+        base = where.get("areas", "params.areas")
+        for i, area in enumerate(params["areas"]):
+            at = f"{base}.{i}"
+            m = area["mask"]
+            region = None
+            if m["file"] is not None:
+                found, region = _mask_file(spec, f"{at}.mask.file", m["file"], t, h, w)
+                issues.update(dict.fromkeys(found))
+            if m["truth"] is not None:
+                if objects is None:
+                    issues[
+                        (
+                            f"{at}.mask.truth",
+                            f"a truth mask needs a toy input (`input.toy`), not `input.{spec.input.kind}`",
+                        )
+                    ] = None
+                elif m["truth"] >= objects:
+                    issues[(f"{at}.mask.truth", f"object {m['truth']}: the scene has {objects} object(s)")] = None
+            if h is not None and w is not None:
+                if m["box"] is not None and (m["box"][2] > w or m["box"][3] > h):
+                    issues[(f"{at}.mask.box", f"{m['box']} reaches outside the {w}x{h} frames")] = None
+                for j, (x, y) in enumerate(m["polygon"] or []):
+                    if not (0 <= x <= w and 0 <= y <= h):
+                        issues[(f"{at}.mask.polygon.{j}", f"[{x}, {y}] is outside the {w}x{h} frames")] = None
+                drawn = _region(m, h, w)
+                if drawn is not None and not drawn.any():
+                    issues[(f"{at}.mask", "the area covers no pixel of the frames")] = None
+                region = drawn if drawn is not None else region
+            # 3. the content image
+            c = area["content"]
+            if c is not None and c["image"] is not None:
+                p = spec_file(spec.source, c["image"])
+                problem = outside_root(spec, p)
+                if problem is None:
+                    try:
+                        img = video.read_image(p)
+                        if h is not None and w is not None and img.shape[:2] != (h, w):
+                            problem = f"{p.name} is {img.shape[1]}x{img.shape[0]}, the frames are {w}x{h}"
+                    except video.MediaError as exc:
+                        problem = str(exc)
+                if problem:
+                    issues[(f"{at}.content.image", problem)] = None
+            # 4. the trajectory
+            for j, (f, x, y) in enumerate(area["trajectory"] or []):
+                field = f"{at}.trajectory.{j}"
+                if f < 0 or f != int(f) or (t is not None and f > t - 1):
+                    clip = f"the clip's frames 0..{t - 1}" if t is not None else "the clip"
+                    issues[(field, f"frame {f} is not one of {clip}")] = None
+                elif h is not None and w is not None and not (0 <= x <= w - 1 and 0 <= y <= h - 1):
+                    issues[(field, f"[{x}, {y}] is outside the {w}x{h} frame")] = None
+                elif region is not None and not region[min(round(y), h - 1), min(round(x), w - 1)]:
+                    issues[(field, f"[{x}, {y}] is outside the area's mask: the area must cover the path")] = None
+    return list(issues)
