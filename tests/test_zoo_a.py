@@ -267,7 +267,7 @@ def test_every_recipe_has_a_dvc_stage_on_the_budget_machine() -> None:
         # it only with a model that meets its bar
         assert st["outs"] == [{r.folder.relative_to(root).as_posix(): {"cache": False, "persist": True}}]
         folders = {d for d in st["deps"] if d.startswith("models/")}
-        assert folders == {(TOY_DIR / up).relative_to(root).as_posix() for up in r.depends_on}, name
+        assert folders == {RECIPES[up].folder.relative_to(root).as_posix() for up in r.depends_on}, name
         code = set(st["deps"]) - folders
         assert code == _recipe_code(name, root), (name, sorted(code ^ _recipe_code(name, root)))
 

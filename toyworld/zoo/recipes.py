@@ -224,6 +224,72 @@ RECIPES["gen1"] = Recipe(
 )
 
 
+def _svd_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
+    from toyworld.zoo import svd
+
+    return svd.train(out, quick=quick, seed=seed, threads=threads)
+
+
+def _svd_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
+    from toyworld.zoo import svd
+
+    return svd.check(folder, **kw)
+
+
+RECIPES["svd"] = Recipe(
+    _svd_train,
+    TOY_DIR / "svd",
+    "SVD-class image-to-video (UNetSpatioTemporalConditionModel, EDM): first frame -> 8-frame clip.",
+    ("vae", "clip"),
+    _svd_check,
+)
+
+
+def _revideo_motion_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
+    from toyworld.zoo import revideo
+
+    return revideo.train("motion", out, quick=quick, seed=seed, threads=threads)
+
+
+def _revideo_decouple_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
+    from toyworld.zoo import revideo
+
+    return revideo.train("decouple", out, quick=quick, seed=seed, threads=threads)
+
+
+def _revideo_train(out: str | Path, quick: bool = False, seed: int = 0, threads: int = 1) -> dict[str, Any]:
+    from toyworld.zoo import revideo
+
+    return revideo.train("deblock", out, quick=quick, seed=seed, threads=threads)
+
+
+def _revideo_check(folder: str | Path, **kw: Any) -> dict[str, Any]:
+    from toyworld.zoo import revideo
+
+    return revideo.check(folder, **kw)
+
+
+RECIPES["revideo_motion"] = Recipe(
+    _revideo_motion_train,
+    TOY_DIR / "revideo.work" / "revideo_motion",
+    "ReVideo stage 1, motion prior: the control module on trajectories only (not committed; DVC output).",
+    ("svd",),
+)
+RECIPES["revideo_decouple"] = Recipe(
+    _revideo_decouple_train,
+    TOY_DIR / "revideo.work" / "revideo_decouple",
+    "ReVideo stage 2, decoupling: composite clips, content and motion from different sources (DVC output).",
+    ("revideo_motion",),
+)
+RECIPES["revideo"] = Recipe(
+    _revideo_train,
+    TOY_DIR / "revideo",
+    "ReVideo stage 3, deblocking (temporal K/V and SAFM's H): the control module and the base's K/V.",
+    ("revideo_decouple",),
+    _revideo_check,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m toyworld.zoo.recipes", description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["list", "train", "check", "report"])

@@ -85,10 +85,6 @@ def default_recipe(stage: str, quick: bool = False) -> StageRecipe:
     return StageRecipe(stage=stage, steps=STEPS[stage], lr=LR[stage])
 
 
-def stage_dir(stage: str, tag: str = "") -> Path:
-    return WORK / f"{stage}{'-' + tag if tag else ''}"
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -200,40 +196,60 @@ def trainable(stage: str, r: StageRecipe, control: ControlModule, unet: Any) -> 
     return params
 
 
+#: Each stage's recipe name; the recipe's folder is its output, and a stage finds the previous one's
+#: beside its own output (a quick run's folder root) or at the default place.
+RECIPE = {"motion": "revideo_motion", "decouple": "revideo_decouple", "deblock": "revideo"}
+FOLDER = {
+    "revideo_motion": WORK / "revideo_motion",
+    "revideo_decouple": WORK / "revideo_decouple",
+    "revideo": DEFAULT_OUT,
+}
+
+
+def _find(out: Path, name: str) -> Path:
+    """Recipe ``name``'s folder beside ``out`` when there is one (a run under another root), else its
+    default folder."""
+    beside = out.parent / name
+    return beside if beside.exists() else FOLDER.get(name, TOY / name)
+
+
 def train(
     stage: str,
+    out: str | Path,
     quick: bool = False,
     seed: int = 0,
     threads: int = 1,
     recipe: StageRecipe | None = None,
-    tag: str = "",
-    root: Path | None = None,
+    prev: Path | None = None,
     svd_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Steps: 1. data; 2. the control module (from the previous stage, or the base's encoder for
-    ``motion``), resumed; 3. the loop; 4. save the stage (and, after ``deblock``, the model folder)."""
+    """Steps: 1. data; 2. the control module (the previous stage's, or for ``motion`` a copy of the
+    base's encoder), resumed from the last checkpoint; 3. the loop; 4. save the stage (after ``deblock``:
+    the model folder)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}; got {stage!r}")
     set_threads(threads)
     r = replace(recipe or default_recipe(stage, quick), stage=stage, seed=seed)
-    work = Path(root) if root else WORK
-    out = work / f"{stage}{'-' + tag if tag else ''}"
-    ckpt = out.with_name(out.name + ".checkpoint")
+    out = Path(out)
+    ckpt = out.with_name(out.name + ".work") / "checkpoint"
+    svd_dir = Path(svd_dir) if svd_dir else _find(out, "svd")
+    if stage != "motion" and prev is None:
+        prev = _find(out, RECIPE[STAGES[STAGES.index(stage) - 1]])
     t0 = time.time()
     # 1. data
     parts = svd.load_parts()
     scenes = svd.i2v_scenes(TRAIN_SEED, r.clips)
     clips = [toy.render(s) for s in scenes]
-    data = svd.build_data(scenes, *parts, None if quick else work / "cache", f"revideo-{TRAIN_SEED}-{r.clips}")
+    data = svd.build_data(scenes, *parts, None if quick else WORK / "cache", f"revideo-{TRAIN_SEED}-{r.clips}")
     # 2. the modules
-    unet = load_base(Path(svd_dir) if svd_dir else svd.DEFAULT_OUT)
+    unet = load_base(svd_dir)
     if stage == "motion":
         torch.manual_seed(r.seed)
         control = ControlModule.from_unet(
             unet, encoder_channels=ENCODER_CHANNELS, encoder_strides=ENCODER_STRIDES, fusion=r.fusion
         )
     else:
-        prev = work / f"{STAGES[STAGES.index(stage) - 1]}{'-' + tag if tag else ''}"
+        assert prev is not None
         control = ControlModule.from_pretrained(prev / "control").float()
         if stage == "decouple" and control.config.fusion != r.fusion:
             control = _refused(control, unet, r.fusion)
@@ -283,9 +299,12 @@ def train(
             save_checkpoint(ckpt, step + 1, modules, opt)
     # 4. save
     control.eval()
-    save_stage(out, control, unet)
+    if stage == "deblock":
+        export(out, control, unet, svd_dir)
+    else:
+        save_stage(out, control, unet)
     info = {
-        "recipe": f"revideo_{stage}",
+        "recipe": RECIPE[stage],
         "settings": asdict(r),
         "quick": quick,
         "train_time_s": round(time.time() - t0, 1),
@@ -339,27 +358,21 @@ def save_stage(out: Path, control: ControlModule, unet: Any) -> None:
     os.replace(tmp, out)
 
 
-def export(stage_folder: Path, out: Path = DEFAULT_OUT) -> None:
-    """The model folder: ``control`` (float16), ``base_kv.safetensors`` and links to the toy SVD."""
+def export(out: Path, control: ControlModule, unet: Any, svd_dir: Path) -> None:
+    """The model folder: ``control`` (float16), ``base_kv.safetensors`` and links to the SVD's parts."""
+    from engines.common.finetune import save_delta
+
     tmp = out.with_name(out.name + ".saving")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    control = ControlModule.from_pretrained(stage_folder / "control")
     control.to(torch.float16).save_pretrained(tmp / "control")
-    from safetensors.torch import load_file, save_file
-
-    kv = load_file(str(stage_folder / "base_kv.safetensors"))
-    save_file(
-        {k: v.to(torch.float16) for k, v in kv.items()}, str(tmp / "base_kv.safetensors"), {"part": "base temporal K/V"}
-    )
+    control.float()
+    named = dict(unet.named_parameters())
+    kv = {n: named[n].detach().to(torch.float16) for n in temporal_kv_names(unet)}
+    save_delta(kv, tmp / "base_kv.safetensors", {"part": "base temporal K/V"})  # type: ignore[arg-type]
     for name in ("unet", "vae", "image_encoder", "feature_extractor", "scheduler"):
-        os.symlink(
-            os.path.relpath(
-                (svd.DEFAULT_OUT / name).resolve() if name != "unet" else svd.DEFAULT_OUT / name, out.resolve()
-            ),
-            tmp / name,
-        )
-    index = json.loads((svd.DEFAULT_OUT / "model_index.json").read_text())
+        os.symlink(os.path.relpath((svd_dir / name).resolve(), out.resolve()), tmp / name)
+    index = json.loads((svd_dir / "model_index.json").read_text())
     index |= {"_class_name": "ReVideo", "control": ["engines.revideo.control", "ControlModule"]}
     (tmp / "model_index.json").write_text(json.dumps(index, indent=1))
     if out.exists():
@@ -367,32 +380,181 @@ def export(stage_folder: Path, out: Path = DEFAULT_OUT) -> None:
     os.replace(tmp, out)
 
 
+# --------------------------------------------------------------------------- check
+
+HELDOUT_SEED = 9500
+MODES = ("recolour", "trajectory", "both")
+STEP_PX = {"left": (-3.0, 0.0), "right": (3.0, 0.0), "up": (0.0, -3.0), "down": (0.0, 3.0)}
+BAR_TRAJECTORY_PX = 4.0
+BAR_KEPT = 0.75
+BAR_PSNR = 25.0
+
+
+def heldout_scenes(n: int) -> list[toy.ToyScene]:
+    """Single-object scenes (a straight motion or still, plain or gradient background) never trained on."""
+    out = []
+    rng = np.random.default_rng(HELDOUT_SEED)
+    while len(out) < n:
+        s = toy.sample_scene(
+            rng, max_objects=1, frames=8, motions=("static", "left", "right", "up", "down"), pan_prob=0
+        )
+        if s.background.kind != "stripes":  # Lucas-Kanade cannot follow a flat object over stripes
+            out.append(s)
+    return out
+
+
+@dataclass
+class Case:
+    """One edit of a held-out scene: its input, edited first frame, area, motion maps and requested path."""
+
+    mode: str
+    scene: toy.ToyScene
+    frames: np.ndarray
+    first: np.ndarray
+    area: np.ndarray  # [T, H, W] bool
+    motion: np.ndarray  # [T, 2, H, W]
+    colour: str
+    path: np.ndarray  # [T, 2] requested centre path
+
+
+def make_case(scene: toy.ToyScene, mode: str, index: int, max_tracks: int = 10) -> Case:
+    """``recolour``: new colour, the input's own tracks (Lucas-Kanade, as the engine's ``keep``);
+    ``trajectory``: same colour, a drawn straight path in a direction the object did not take;
+    ``both``: new colour on a drawn path. Areas: the trail (dilated 3 px) for recolour, the box around
+    the trail and the new path otherwise."""
+    from engines.common.tracks import drawn_path, track_grid
+    from engines.revideo.editing import area_tracks, condition_maps
+
+    clip = toy.render(scene)
+    obj = scene.objects[0]
+    t, h, w = clip.frames.shape[:3]
+    colours = [c for c in toy.COLOURS if c not in (obj.colour, scene.background.colour)]
+    colour = colours[index % len(colours)] if mode != "trajectory" else obj.colour
+    edited = toy.render(scene.model_copy(update={"objects": [obj.model_copy(update={"colour": colour})]}))
+    first = edited.frames[0]
+    start = clip.tracks[0, 0]
+    trail = clip.full_masks[:, 0].any(0)
+    if mode == "recolour":
+        area = cv2.dilate(trail.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        grid = track_grid(clip.frames)
+        areas = np.repeat(area[None], t, 0)
+        tracks = area_tracks({"motion": "keep"}, areas, grid, np.random.default_rng(index), max_tracks)
+        path = clip.tracks[0].astype(np.float64)
+    else:
+        options = [d for d in STEP_PX if d != obj.motion]
+        d = STEP_PX[options[index % len(options)]]
+        end = np.clip(start + 7 * np.asarray(d), 8, 55)
+        tracks = drawn_path([[0, *start], [t - 1, *end]], t)
+        path = tracks.points[0].astype(np.float64)
+        r = int(np.ceil(np.sqrt(trail.sum() / t / np.pi) * 1.6)) + 3
+        lo = np.minimum(path.min(0), clip.tracks[0].min(0)) - r
+        hi = np.maximum(path.max(0), clip.tracks[0].max(0)) + r
+        area = np.zeros((h, w), bool)
+        area[max(0, int(lo[1])) : int(hi[1]) + 1, max(0, int(lo[0])) : int(hi[0]) + 1] = True
+        areas = np.repeat(area[None], t, 0)
+    motion = condition_maps([tracks], (t, h, w), MAP_SIGMA)
+    return Case(mode, scene, clip.frames, first, areas, motion, colour, path)
+
+
+def run_case(components: Any, case: Case, steps: int, seed: int, scale: float = 1.0) -> np.ndarray:
+    from engines.common.svd import I2VSettings
+    from engines.revideo.sampler import generate
+
+    s = I2VSettings(frames=case.frames.shape[0], steps=steps, fps=svd.FPS, seed=seed)
+    out, _ = generate(components, case.frames, case.first, ~case.area, case.motion, s, s.frames, 1, scale)
+    return out
+
+
+def measure(case: Case, out: np.ndarray) -> dict[str, Any]:
+    """Trajectory error (the judged centroid of the object's colour against the requested path, px),
+    whether the object keeps its colour and shape on every frame, and the PSNR outside the area."""
+    from engines.common.metrics import psnr, trajectory_error
+    from toyworld import judge
+
+    obj = case.scene.objects[0]
+    j = judge.judge_object(out, case.colour, obj.shape, min_present=1.0)
+    err = trajectory_error(j["track"], case.path, np.ones(len(out), bool))
+    outside = ~case.area
+    return {
+        "mode": case.mode,
+        "trajectory_px": round(float(err), 2) if np.isfinite(err) else None,
+        "kept": bool(j["colour"] and j["shape"]),
+        "unedited_psnr": round(float(psnr(out, case.frames, outside)), 2),
+    }
+
+
+def load_components(folder: str | Path = DEFAULT_OUT, control: bool = True) -> Any:
+    """The revideo engine's components for a model folder (``control`` False: the base alone)."""
+    from engines.revideo import ENGINE
+    from engines.revideo.sampler import ReVideoComponents
+    from recut.models import resolve
+
+    engine = ENGINE(resolve(path=str(folder)))
+    c = engine.components
+    return c if control else ReVideoComponents(c.base, None)
+
+
+def evaluate(components: Any, scenes: int = 8, steps: int = 25, modes: Sequence[str] = MODES) -> dict[str, Any]:
+    """Every mode on ``scenes`` held-out scenes: the rows and their means per mode."""
+    rows = []
+    for i, sc in enumerate(heldout_scenes(scenes)):
+        for mode in modes:
+            case = make_case(sc, mode, i)
+            rows.append({"scene": i, **measure(case, run_case(components, case, steps, seed=i))})
+    summary: dict[str, Any] = {}
+    for mode in modes:
+        rs = [r for r in rows if r["mode"] == mode]
+        errs = [r["trajectory_px"] for r in rs if r["trajectory_px"] is not None]
+        summary[mode] = {
+            "trajectory_px": round(float(np.mean(errs)), 2) if errs else None,
+            "found": len(errs) / len(rs),
+            "kept_rate": round(float(np.mean([r["kept"] for r in rs])), 3),
+            "unedited_psnr": round(float(np.mean([r["unedited_psnr"] for r in rs])), 2),
+        }
+    return {"scenes": scenes, "steps": steps, "summary": summary, "rows": rows}
+
+
+def check(folder: str | Path = DEFAULT_OUT, scenes: int = 8, steps: int = 25) -> dict[str, Any]:
+    """The quality bar: with a drawn trajectory the object follows it (mean error <= 4 px) and keeps its
+    colour and shape (>= 75 % of the scenes), and the region outside the area stays (PSNR >= 25 dB)."""
+    res = evaluate(load_components(folder), scenes, steps)
+    tr = res["summary"]["trajectory"]
+    res["passed"] = bool(
+        tr["trajectory_px"] is not None
+        and tr["trajectory_px"] <= BAR_TRAJECTORY_PX
+        and tr["kept_rate"] >= BAR_KEPT
+        and min(m["unedited_psnr"] for m in res["summary"].values()) >= BAR_PSNR
+    )
+    return res
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m toyworld.zoo.revideo")
     sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("train")
+    a = sub.add_parser("train", help="one stage (its default output: the stage's recipe folder)")
     a.add_argument("stage", choices=STAGES)
+    a.add_argument("--out", type=Path, default=None)
+    a.add_argument("--prev", type=Path, default=None, help="the previous stage's folder (default: found)")
+    a.add_argument("--svd", type=Path, default=None, help="the base model folder (default: found)")
     a.add_argument("--quick", action="store_true")
     a.add_argument("--threads", type=int, default=1)
     a.add_argument("--steps", type=int, default=None)
     a.add_argument("--fusion", choices=("safm", "sum", "safm_no_t"), default="safm")
-    a.add_argument("--deblock-all", action="store_true")
-    a.add_argument("--tag", default="", help="a variant's name (an ablation): its own stage folders")
-    a.add_argument("--root", type=Path, default=None, help="stage folders' root (default models/toy/revideo.work)")
-    a.add_argument("--svd", type=Path, default=None, help="the base model folder (default models/toy/svd)")
-    e = sub.add_parser("export")
-    e.add_argument("stage_folder", type=Path)
-    e.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    a.add_argument("--deblock-all", action="store_true", help="stage 3 trains the whole module (an ablation)")
+    c = sub.add_parser("check")
+    c.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    c.add_argument("--scenes", type=int, default=8)
+    c.add_argument("--steps", type=int, default=25)
     args = p.parse_args(argv)
     if args.cmd == "train":
         r = default_recipe(args.stage, args.quick)
         r = replace(r, steps=args.steps or r.steps, fusion=args.fusion, deblock_all=args.deblock_all)
-        info = train(
-            args.stage, args.quick, threads=args.threads, recipe=r, tag=args.tag, root=args.root, svd_dir=args.svd
-        )
+        out = args.out or FOLDER[RECIPE[args.stage]]
+        info = train(args.stage, out, args.quick, threads=args.threads, recipe=r, prev=args.prev, svd_dir=args.svd)
         print(json.dumps(info, indent=1))
     else:
-        export(args.stage_folder, args.out)
+        set_threads(2)
+        print(json.dumps(check(args.out, args.scenes, args.steps), indent=1))
 
 
 if __name__ == "__main__":
