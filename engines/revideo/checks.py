@@ -19,16 +19,31 @@ from engines.revideo.params import ReVideoParams
 from recut.engine import spec_file
 
 
-def model_frames(spec: Any) -> int | None:
-    """The base UNet's ``num_frames`` when the model is a local folder (None when validation cannot tell)."""
+def model_facts(spec: Any) -> tuple[int | None, int | None]:
+    """``(num_frames, size multiple)`` of the base model when it is a local folder (None when validation
+    cannot tell)."""
     try:
         loc = Path(spec.model.resolve().location("revideo"))
     except (KeyError, ValueError):
-        return None
-    cfg = loc / "unet" / "config.json"
-    if not cfg.is_file():
-        return None
-    return int(json.loads(cfg.read_text()).get("num_frames", 0)) or None
+        return None, None
+    unet, vae = loc / "unet" / "config.json", loc / "vae" / "config.json"
+    if not unet.is_file():
+        return None, None
+    u = json.loads(unet.read_text())
+    frames = int(u.get("num_frames", 0)) or None
+    if not vae.is_file():
+        return frames, None
+    v = json.loads(vae.read_text())
+    return frames, 2 ** (len(v["block_out_channels"]) - 1) * 2 ** (len(u["block_out_channels"]) - 1)
+
+
+def _dilated(region: np.ndarray, d: int) -> np.ndarray:
+    if not d:
+        return region
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+    flat = region.reshape(-1, *region.shape[-2:])
+    out = np.stack([cv2.dilate(m.astype(np.uint8), kernel).astype(bool) for m in flat])
+    return out.reshape(region.shape)
 
 
 def _region(mask: dict[str, Any], h: int, w: int) -> np.ndarray | None:
@@ -52,6 +67,8 @@ def _mask_file(
     problem = outside_root(spec, p)
     if problem:
         return [(field, problem)], None
+    if not p.is_file():
+        return [(field, f"{p} not found")], None
     try:
         arr = np.load(p, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -65,7 +82,7 @@ def _mask_file(
         return [(field, f"{p.name} is {list(shape)}; a mask is [H, W] or [T, H, W]")], None
     if not arr.any():
         return [(field, f"{p.name} is empty (no True pixel): the area has no pixel")], None
-    return [], arr.astype(bool) if arr.ndim == 2 else arr.astype(bool)[0]
+    return [], arr.astype(bool)
 
 
 def check_spec(spec: Any) -> list[tuple[str, str]]:
@@ -74,7 +91,10 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
 
     issues: dict[tuple[str, str], None] = {}
     t, h, w = input_shape(spec)
-    base_frames = model_frames(spec)
+    base_frames, multiple = model_facts(spec)
+    if multiple and h is not None and w is not None and (h % multiple or w % multiple):
+        where_size = "input.size" if spec.input.size is not None else f"input.{spec.input.kind}"
+        issues[(where_size, f"frames of {w}x{h} are not multiples of {multiple} (this model); set input.size")] = None
     objects = len(spec.input.toy.objects) if spec.input.toy is not None else None
     for params, where in resolved_params(spec, ReVideoParams):
         # 1. the window
@@ -113,6 +133,8 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
                 if drawn is not None and not drawn.any():
                     issues[(f"{at}.mask", "the area covers no pixel of the frames")] = None
                 region = drawn if drawn is not None else region
+            if region is not None:
+                region = _dilated(region, int(m["dilate"]))
             # 3. the content image
             c = area["content"]
             if c is not None and c["image"] is not None:
@@ -135,6 +157,12 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
                     issues[(field, f"frame {f} is not one of {clip}")] = None
                 elif h is not None and w is not None and not (0 <= x <= w - 1 and 0 <= y <= h - 1):
                     issues[(field, f"[{x}, {y}] is outside the {w}x{h} frame")] = None
-                elif region is not None and not region[min(round(y), h - 1), min(round(x), w - 1)]:
+                elif region is not None and not _covers(region, int(f), x, y):
                     issues[(field, f"[{x}, {y}] is outside the area's mask: the area must cover the path")] = None
     return list(issues)
+
+
+def _covers(region: np.ndarray, frame: int, x: float, y: float) -> bool:
+    """Whether the area (``[H, W]``, or ``[T, H, W]`` per frame) holds the point on ``frame``."""
+    m = region[min(frame, region.shape[0] - 1)] if region.ndim == 3 else region
+    return bool(m[min(round(y), m.shape[0] - 1), min(round(x), m.shape[1] - 1)])

@@ -311,6 +311,8 @@ def train(
         "final_loss": round(float(np.mean(losses[-50:])), 5) if losses else None,
         "resumed_from": start,
     }
+    if stage == "deblock":  # the model folder: its quality figures
+        info["metrics"] = check(out, scenes=2 if quick else 8, steps=2 if quick else 25)
     write_info(out, info)
     return info
 
