@@ -176,8 +176,8 @@ def test_t2v_check_refuses_a_bad_guidance_interval(capsys) -> None:
 
 @pytest.mark.parametrize("model", [t2i, t2v], ids=["t2i", "t2v"])
 def test_resume_continues_the_run_exactly(tmp_path: Path, model) -> None:
-    """A run resumed from a checkpoint's train_state.pt ends bit-identical to the uninterrupted run
-    (the T2V's through its LR cooldown)."""
+    """A run resumed from a checkpoint's train_state (safetensors + JSON, no pickle) ends bit-identical
+    to the uninterrupted run (the T2V's through its LR cooldown)."""
     kw = dict(quick=True, log=None, steps=4, save_every=2)
     model.train(tmp_path / "full", **kw)
     model.train(tmp_path / "resumed", resume=tmp_path / "full" / "checkpoints" / "step-2", **kw)
@@ -190,7 +190,7 @@ def test_resume_continues_the_run_exactly(tmp_path: Path, model) -> None:
 def test_resume_refuses_a_folder_without_a_training_state(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         t2i.main(["train", "--quick", "--out", str(tmp_path / "out"), "--resume", str(tmp_path)])
-    assert exc.value.code == 2 and f"checkpoint '{tmp_path}' has no train_state.pt" in capsys.readouterr().err
+    assert exc.value.code == 2 and f"checkpoint '{tmp_path}' has no train_state.json" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -138,3 +138,46 @@ def load_checkpoint(folder: Path, modules: dict[str, torch.nn.Module], opt: torc
                         "exp_avg_sq": moments[f"{k}.exp_avg_sq"],
                     }
     return int(state["step"])
+
+
+def save_tree(folder: Path, name: str, tree: Any) -> None:
+    """A nested state (dicts, lists, tensors, numbers, strings) as ``name.safetensors`` (the tensors,
+    keyed by their path) plus ``name.json`` (the rest, tensors replaced by their keys); no pickle."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(x: Any, path: str) -> Any:
+        if isinstance(x, torch.Tensor):
+            tensors[path] = x.detach().cpu().contiguous()
+            return {"__tensor__": path}
+        if isinstance(x, dict):
+            return {
+                "__dict__": [[walk(k, f"{path}.k{i}"), walk(v, f"{path}.{i}")] for i, (k, v) in enumerate(x.items())]
+            }
+        if isinstance(x, list | tuple):
+            return {"__list__": [walk(v, f"{path}.{i}") for i, v in enumerate(x)], "tuple": isinstance(x, tuple)}
+        return x
+
+    meta = walk(tree, "s")
+    save_file(tensors, str(Path(folder) / f"{name}.safetensors"))
+    (Path(folder) / f"{name}.json").write_text(json.dumps(meta))
+
+
+def load_tree(folder: Path, name: str) -> Any:
+    """What :func:`save_tree` wrote."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(Path(folder) / f"{name}.safetensors"))
+
+    def build(x: Any) -> Any:
+        if isinstance(x, dict) and "__tensor__" in x:
+            return tensors[x["__tensor__"]]
+        if isinstance(x, dict) and "__dict__" in x:
+            return {build(k): build(v) for k, v in x["__dict__"]}
+        if isinstance(x, dict) and "__list__" in x:
+            items = [build(v) for v in x["__list__"]]
+            return tuple(items) if x.get("tuple") else items
+        return x
+
+    return build(json.loads((Path(folder) / f"{name}.json").read_text()))

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from engines.common.finetune import prediction_target
 from recut.models import REPO_ROOT
@@ -55,7 +56,7 @@ from toyworld import scene as toy
 from toyworld.judge import judge_object
 from toyworld.tinymodels import SD15_SCHEDULE
 from toyworld.zoo._cli import threads_arg
-from toyworld.zoo._util import EMA, set_threads
+from toyworld.zoo._util import EMA, load_tree, save_tree, set_threads
 
 REPO = REPO_ROOT
 TOY_ROOT = REPO / "models" / "toy"
@@ -145,19 +146,21 @@ def encode_images(vae, frames: np.ndarray, batch: int = 128) -> torch.Tensor:
 
 
 def cached_latents(vae, key: str, make_frames, cache: str | os.PathLike[str] | None) -> torch.Tensor:
-    """``encode_images(vae, make_frames())``, memoised in ``cache/<key>-<vae digest>.pt`` when
+    """``encode_images(vae, make_frames())``, memoised in ``cache/<key>-<vae digest>.safetensors`` when
     ``cache`` is given (the digest covers the VAE's weights and config)."""
     if cache is None:
         return encode_images(vae, make_frames())
     h = hashlib.sha256(json.dumps(dict(vae.config), sort_keys=True, default=str).encode())
     for v in vae.state_dict().values():
         h.update(v.detach().cpu().numpy().tobytes())
-    path = Path(cache) / f"{key}-{h.hexdigest()[:16]}.pt"
+    path = Path(cache) / f"{key}-{h.hexdigest()[:16]}.safetensors"
     if path.exists():
-        return torch.load(path)
+        return load_file(str(path))["latents"]
     lat = encode_images(vae, make_frames())
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(lat, path)
+    tmp = path.with_suffix(".tmp")
+    save_file({"latents": lat.contiguous()}, str(tmp))
+    os.replace(tmp, path)  # atomic: a concurrent trainer reads a whole file or none
     return lat
 
 
@@ -440,8 +443,8 @@ class Run:
     """One training run of the T2I or T2V recipe: where it saves, its seed, its checkpoints.
 
     ``save_every``: save the EMA pipeline every N steps to ``out_dir/checkpoints/step-<k>/`` (each
-    a loadable pipeline folder, checkable with ``check``, plus ``train_state.pt``); ``resume``: such
-    a checkpoint folder, to continue that run (same arguments) from its step."""
+    a loadable pipeline folder, checkable with ``check``, plus ``train_state.json`` / ``.safetensors``);
+    ``resume``: such a checkpoint folder, to continue that run (same arguments) from its step."""
 
     out_dir: Path
     seed: int = 0
@@ -457,8 +460,8 @@ class Run:
             raise ValueError(f"save_every must be >= 0, got {self.save_every}")
         if self.resume is not None:
             self.resume = Path(self.resume)
-            if not (self.resume / "train_state.pt").is_file():
-                raise FileNotFoundError(f"checkpoint {str(self.resume)!r} has no train_state.pt")
+            if not (self.resume / "train_state.json").is_file():
+                raise FileNotFoundError(f"checkpoint {str(self.resume)!r} has no train_state.json")
 
 
 def fit_and_save(
@@ -479,9 +482,9 @@ def fit_and_save(
     def save_checkpoint(step: int, ema_unet, state: dict[str, Any]) -> None:
         folder = run.out_dir / "checkpoints" / f"step-{step}"
         save_pipeline(folder, ema_unet, comp, pipeline_class, {"steps": step}, fit.noise_schedule)
-        torch.save(state, folder / "train_state.pt")
+        save_tree(folder, "train_state", state)
 
-    resume = torch.load(run.resume / "train_state.pt", weights_only=False) if run.resume is not None else None
+    resume = load_tree(run.resume, "train_state") if run.resume is not None else None
     figs: dict[str, Any] = {"n_captions": len(embeds)}
     figs.update(
         fit_denoiser(
