@@ -177,6 +177,32 @@ def contact_sheets(
 
 
 def write_summary(out_dir: Path, summary: dict[str, Any]) -> Path:
+    """``summary.json``: :func:`tracked_summary` of ``summary`` (DVC tracks the output folder)."""
     dst = out_dir / "summary.json"
-    _atomic_write(dst, json.dumps(summary, indent=1, sort_keys=True))
+    _atomic_write(dst, json.dumps(tracked_summary(out_dir, summary), indent=1, sort_keys=True))
     return dst
+
+
+#: What summary.json keeps of each stage: its identity, not how this run got it (status, timings and
+#: store paths differ between a computing run and a cached one; the run's JSON has them).
+_STAGE_FIELDS = ("stage", "kind", "label", "key", "outputs")
+
+
+def tracked_summary(out_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary as the output folder keeps it: the same bytes for the same outputs, whichever run
+    wrote them and wherever the project is checked out (paths relative to the folder, no timings)."""
+    s = dict(summary)
+    if "spec" in s:
+        s["spec"] = os.path.relpath(s["spec"], out_dir)
+    s["output_dir"] = "."
+    s["outputs"] = {
+        slug: {**o, "files": {fmt: Path(f).name for fmt, f in o["files"].items()}}
+        for slug, o in summary.get("outputs", {}).items()
+    }
+    if "stages" in s:
+        s["stages"] = [{k: st[k] for k in _STAGE_FIELDS if k in st} for st in summary["stages"]]
+    if "failed" in s:
+        s["failed"] = [{**f, "spec": os.path.relpath(f["spec"], out_dir)} for f in summary["failed"]]
+    if "contact_sheets" in s:
+        s["contact_sheets"] = [{**c, "image": Path(c["image"]).name} for c in summary["contact_sheets"]]
+    return s
