@@ -17,7 +17,7 @@ from typing import Any
 from recut.engine import Engine, ProgressFn, StageContext
 from recut.models import ResolvedModel
 from recut.registry import engine_class
-from recut.store import ArtifactRef, Store
+from recut.store import ArtifactRef, Quarantined, Store
 
 
 @dataclass
@@ -46,6 +46,8 @@ class StageRunner:
         self.device = device
         self.engines: dict[tuple[str, str], Engine] = {}
         self.calls = 0
+        #: Corrupt cached artifacts this runner found, moved aside and recomputed.
+        self.quarantined: list[Quarantined] = []
 
     def engine(self, method: str, model: ResolvedModel | None) -> Engine:
         ident = model.identity if model is not None else ""
@@ -63,7 +65,8 @@ class StageRunner:
         self.calls += 1
         store = Store(job.store_root)
         if not job.force:
-            hit = store.get(job.kind, job.key)
+            hit = store.get(job.kind, job.key)  # a corrupt entry is quarantined and reads as a miss
+            self.quarantined.extend(store.quarantined)
             if hit is not None:
                 return hit
         eng = self.engine(job.method, job.model)
