@@ -8,25 +8,20 @@ Shared by the `edit` and `batch` flows. Reads top to bottom:
 
 from __future__ import annotations
 
-import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from prefect import allow_failure
+
 from recut import dvc as dvc_glue
 from recut.outputs import materialize, write_summary
-from recut.plan import build_plan
-from recut.spec import find_project_root, load_spec
+from recut.plan import build_plan, default_store_root
+from recut.spec import load_spec
 from recut.store import Store
 from tasks import TASKS
-from tasks._stage import RunContext, StageResult
-
-
-def default_store_root(spec_path: str) -> str:
-    env = os.environ.get("RECUT_STORE")
-    if env:
-        return str(Path(env).resolve())
-    return str(find_project_root(Path(spec_path).resolve().parent) / ".recut" / "store")
+from tasks._stage import RunContext, StageResult, UpstreamFailed
 
 
 def run_specs(
@@ -39,23 +34,32 @@ def run_specs(
     # 2. plan
     plan = build_plan(specs, store, set(force or ()))
     run = RunContext(str(store.root))
-    # 3. submit, upstream futures as inputs (Prefect draws the edges)
+    # 3. submit, upstream futures as inputs (Prefect draws the edges); a failed upstream reaches its
+    #    dependants as its exception (allow_failure), so they end at once and everything else runs on
     futures: dict[str, Any] = {}
     for node in plan.ordered():
-        upstream = {name: futures[key] for name, key in node.upstream.items()}
+        upstream = {name: allow_failure(futures[key]) for name, key in node.upstream.items()}
         task = TASKS[node.kind].with_options(task_run_name=node.label)
         futures[node.key] = task.submit(node, upstream, run)
-    # 4. wait
-    results: dict[str, StageResult] = {k: f.result() for k, f in futures.items()}
-    # 5. outputs
+    # 4. wait: every node's result or exception
+    done = {k: f.result(raise_on_failure=False) for k, f in futures.items()}
+    results: dict[str, StageResult] = {k: r for k, r in done.items() if isinstance(r, StageResult)}
+    errors = {k: r for k, r in done.items() if not isinstance(r, StageResult)}
+    # 5. outputs of every edit whose stages all succeeded
     kinds = {n.stage.name: n.kind for n in plan.ordered()}
     refs = {k: r.ref for k, r in results.items()}
-    stages = [results[n.key].to_json() for n in plan.ordered()]
+    stages = [results[n.key].to_json() for n in plan.ordered() if n.key in results]
     spec_summaries = []
+    failed: list[dict[str, str]] = []
     for sp in plan.specs:
-        summary = materialize(sp, refs, kinds)
+        good = {i: c for i, c in sp.chains.items() if not set(c.values()) & errors.keys()}
+        for inst, chain in sp.chains.items():
+            if inst not in good:
+                failed.append(_failure(sp.path, inst.label, chain, plan, errors))
+        summary = materialize(replace(sp, chains=good), refs, kinds)
         keys = {k for chain in sp.chains.values() for k in chain.values()}
         summary["stages"] = [s for s in stages if s["key"] in keys]
+        summary["failed"] = [f for f in failed if f["spec"] == sp.path]
         write_summary(sp.output_dir, summary)
         spec_summaries.append(summary)
     # 6. dashboard
@@ -72,8 +76,17 @@ def run_specs(
         "cached": sum(1 for s in stages if s["status"] == "cached"),
         "stages": stages,
         "specs": spec_summaries,
+        "failed": failed,
         "dvc": dvc_note,
     }
+
+
+def _failure(spec: str, output: str, chain: dict[str, str], plan: Any, errors: dict[str, Any]) -> dict[str, str]:
+    """The first stage of ``chain`` that failed (not one that only did not run) and why."""
+    bad = [name for name, key in chain.items() if key in errors]
+    first = next((n for n in bad if not isinstance(errors[chain[n]], UpstreamFailed)), bad[0])
+    exc = errors[chain[first]]
+    return {"spec": spec, "output": output, "stage": first, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _publish(summaries: list[dict[str, Any]]) -> None:

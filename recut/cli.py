@@ -74,7 +74,7 @@ def _load_all(paths: list[Path]) -> list[Any]:
 
 
 def _store_root(paths: list[Path], store: Path | None) -> str:
-    from flows._graph import default_store_root
+    from recut.plan import default_store_root
 
     return str(store.resolve()) if store else default_store_root(str(paths[0]))
 
@@ -206,12 +206,9 @@ def run(
     from recut import prefect_env
 
     mode = prefect_env.configure()
-    if not as_json:
-        err.print(f"prefect: {mode}", markup=False, highlight=False)
     from recut.plan import build_plan
     from recut.store import Store
 
-    boot = prefect_env.boot_ephemeral()
     root = _store_root(specs, store)
     try:
         planned = build_plan([load_spec(p) for p in specs], Store(root), set(force or ()))
@@ -219,6 +216,23 @@ def run(
         err.print(f"error: {exc}", markup=False)
         raise _Exit(2) from None
     todo = [n for n in planned.ordered() if not n.cached]
+    if not todo and mode.startswith("ephemeral"):
+        # Nothing to compute and no dashboard to record on: no Prefect server, no Ray (a no-op run
+        # costs what planning costs). With a server running, the flow runs and records the run.
+        from recut.outputs import finish_cached
+
+        try:
+            summary = finish_cached(planned, Store(root))
+        except LookupError:
+            summary = None
+        if summary is not None:
+            summary["prefect"] = "not started (every stage cached; ephemeral mode records no run)"
+            summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
+            _report(summary, as_json)
+            return
+    if not as_json:
+        err.print(f"prefect: {mode}", markup=False, highlight=False)
+    boot = prefect_env.boot_ephemeral()
     if todo:
         # Ray and the actors' imports start while Prefect's server boots.
         from recut.workers import get_pool
@@ -251,10 +265,17 @@ def run(
 
         if _POOL is not None:
             summary["workers"] = _POOL.stats()
+            summary["retries"] = list(_POOL.retries)
     except Exception:  # noqa: BLE001
         pass
+    _report(summary, as_json)
+
+
+def _report(summary: dict[str, Any], as_json: bool) -> None:
+    """Print a run's summary (JSON, or the outputs and their metrics); exit 1 on a failed output or DVC."""
     if as_json:
         print(json.dumps(summary, indent=1, default=str))
+        _fail_on_failures(summary)
         _fail_on_dvc(summary)
         return
     for s in summary["specs"]:
@@ -268,7 +289,20 @@ def run(
         f"{summary['wall_seconds']:.1f}s; dvc: {summary['dvc']}",
         markup=False,
     )
+    _fail_on_failures(summary)
     _fail_on_dvc(summary)
+
+
+def _fail_on_failures(summary: dict[str, Any]) -> None:
+    """Exit 1 with one line per output that failed (the others were written)."""
+    failed = summary.get("failed") or []
+    if not failed:
+        return
+    for f in failed:
+        err.print(f"FAILED {Path(f['spec']).name} [{f['output']}]: stage {f['stage']}: {f['error']}", markup=False)
+    n = sum(len(s["outputs"]) for s in summary["specs"])
+    err.print(f"{len(failed)} output(s) failed; the other {n} were written", markup=False)
+    raise _Exit(1)
 
 
 def metric_lines(metrics: dict[str, Any], width: int = 100) -> list[str]:
@@ -296,6 +330,43 @@ def _fail_on_dvc(summary: dict[str, Any]) -> None:
             markup=False,
             highlight=False,
         )
+        raise _Exit(1)
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@app.command()
+@_guard
+def verify(
+    store: StoreOpt = None,
+    quarantine: Annotated[
+        bool,
+        typer.Option("--quarantine/--report-only", help="Move bad artifacts to <store>/quarantine (default)."),
+    ] = True,
+) -> None:
+    """Hash every artifact in the store; report (and move aside) corrupt ones. Exit 1 if any."""
+    from recut.store import Store  # light: stdlib only
+
+    if store is not None:
+        root = store.resolve()
+    elif os.environ.get("RECUT_STORE"):  # as flows._graph.default_store_root, without importing Prefect
+        root = Path(os.environ["RECUT_STORE"]).resolve()
+    else:
+        root = find_project_root(Path.cwd()) / ".recut" / "store"
+    if not root.is_dir():
+        if store is not None:  # a path given by hand that holds nothing is a mistake, not a clean store
+            err.print(f"error: no store at {root}", markup=False, highlight=False)
+            raise _Exit(1)
+        out.print(f"no store at {root} yet; nothing to check", markup=False, highlight=False)
+        return
+    checked, bad = Store(root).verify_all(quarantine=quarantine)
+    for rec in bad:
+        out.print(f"bad  {rec.line()}", markup=False, highlight=False)
+    verb = "moved to quarantine" if quarantine else "reported only"
+    summary = f"{checked} artifact(s) checked in {root}: {len(bad)} bad"
+    out.print(summary + (f" ({verb})" if bad else ""), markup=False, highlight=False)
+    if bad:
         raise _Exit(1)
 
 

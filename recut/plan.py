@@ -11,6 +11,7 @@ sweep over sampling strength shares everything upstream of sampling.
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from recut.keys import cache_key, file_digest
 from recut.models import PROFILES, ResolvedModel, resolve
 from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
 from recut.runner import Job
-from recut.spec import SpecBase, sweep_points
+from recut.spec import SpecBase, find_project_root, sweep_points
 from recut.store import ArtifactRef, Store
 
 
@@ -240,6 +241,14 @@ def lookup(view: dict[str, Any], dotted: str) -> Any:
 
 
 # --------------------------------------------------------------------------- planning
+
+
+def default_store_root(spec_path: str) -> str:
+    """``$RECUT_STORE``, else ``<project root of the spec>/.recut/store``."""
+    env = os.environ.get("RECUT_STORE")
+    if env:
+        return str(Path(env).resolve())
+    return str(find_project_root(Path(spec_path).resolve().parent) / ".recut" / "store")
 
 
 def default_output_dir(spec: SpecBase) -> Path:

@@ -105,7 +105,10 @@ class WorkerPool:
                 "configure_logging": False,
             }
             if address:
-                ray.init(address=address, **kwargs)
+                try:
+                    ray.init(address=address, **kwargs)
+                except ConnectionError as exc:
+                    raise ConnectionError(_join_advice(address, exc)) from exc
             else:
                 # A private temp dir per local cluster: two recut processes on one
                 # machine (or a test harness beside a CLI run) must never share
@@ -128,7 +131,10 @@ class WorkerPool:
             device = "cuda"
         remote_cls = ray.remote(StageWorker).options(**opts)
         self.device = device
-        self.actors = [remote_cls.remote(device, threads) for _ in range(self.size)]
+        self._new_actor = lambda: remote_cls.remote(device, threads)
+        self.actors = [self._new_actor() for _ in range(self.size)]
+        #: Jobs retried after their actor died: ``{"stage", "key", "error"}`` each (shown in the run summary).
+        self.retries: list[dict[str, str]] = []
         self._busy = [False] * self.size
         self._models: list[set[str]] = [set() for _ in range(self.size)]
         self._cv = threading.Condition()
@@ -154,23 +160,34 @@ class WorkerPool:
             self._cv.notify_all()
 
     def run(self, job: Job, on_progress: ProgressSink | None = None) -> ArtifactRef:
-        """Run ``job`` on a worker, forwarding per-step progress; blocks."""
+        """Run ``job`` on a worker, forwarding per-step progress; blocks. If the actor dies during the
+        job (its process killed, out of memory), a new actor takes its place and the job runs once more
+        (the store never committed the dead one's partial artifact)."""
         i = self._acquire(job.model_identity)
         try:
-            actor = self.actors[i]
-            ref = actor.run.remote(job)
-            last: tuple[int, int] | None = None
-            while True:
-                ready, _ = self._ray.wait([ref], timeout=0.2)
-                if ready:
-                    return self._ray.get(ref)
-                if on_progress is not None:
-                    prog = self._ray.get(actor.progress.remote(job.key))
-                    if prog and prog != last:
-                        on_progress(job.key, *prog)
-                        last = prog
+            try:
+                return self._run_on(i, job, on_progress)
+            except self._ray.exceptions.RayActorError as exc:
+                self.retries.append({"stage": job.stage, "key": job.key[:12], "error": type(exc).__name__})
+                self.actors[i] = self._new_actor()
+                self._models[i] = {job.model_identity} if job.model_identity else set()
+                return self._run_on(i, job, on_progress)
         finally:
             self._release(i)
+
+    def _run_on(self, i: int, job: Job, on_progress: ProgressSink | None) -> ArtifactRef:
+        actor = self.actors[i]
+        ref = actor.run.remote(job)
+        last: tuple[int, int] | None = None
+        while True:
+            ready, _ = self._ray.wait([ref], timeout=0.2)
+            if ready:
+                return self._ray.get(ref)
+            if on_progress is not None:
+                prog = self._ray.get(actor.progress.remote(job.key))
+                if prog and prog != last:
+                    on_progress(job.key, *prog)
+                    last = prog
 
     def warm(self, methods: list[str]) -> None:
         """Ask every actor to import the engines now; does not wait."""
@@ -187,6 +204,16 @@ class WorkerPool:
             except Exception:  # noqa: BLE001
                 pass
         self.actors = []
+
+
+def _join_advice(address: str, exc: BaseException) -> str:
+    """What to set when joining a Ray cluster fails (Ray 2.5x clusters require a token by default)."""
+    have = "RAY_AUTH_MODE=" + os.environ.get("RAY_AUTH_MODE", "(unset)")
+    return (
+        f"cannot join the Ray cluster at RAY_ADDRESS={address} ({exc}). A cluster started with `ray start` "
+        f"uses token auth: set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, or the token "
+        f"file `ray start` printed) in this environment ({have}); or unset RAY_ADDRESS to run on a local Ray."
+    )
 
 
 _POOL: WorkerPool | None = None

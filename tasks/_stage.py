@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -52,7 +53,29 @@ class StageResult:
         }
 
 
-def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> StageResult:
+class StageFailed(RuntimeError):
+    """A stage raised; the message names the spec(s), the output(s) and the stage."""
+
+
+class UpstreamFailed(RuntimeError):
+    """A stage did not run because a stage it reads failed."""
+
+
+def where(node: Node) -> str:
+    """``spec.yaml [edit, ...]``: the specs and outputs a node serves."""
+    by_spec: dict[str, list[str]] = {}
+    for inst in node.instances:
+        by_spec.setdefault(Path(inst.spec).name, []).append(inst.label)
+    return "; ".join(f"{spec} [{', '.join(labels)}]" for spec, labels in by_spec.items())
+
+
+def run_stage(node: Node, upstream: dict[str, Any], run: RunContext) -> StageResult:
+    """Serve ``node`` from the store or compute it. ``upstream`` values are :class:`StageResult`, or the
+    exception of an upstream stage that failed (the flows pass them with ``allow_failure``), in which
+    case this stage does not run and raises :class:`UpstreamFailed`."""
+    failed = [name for name, res in upstream.items() if isinstance(res, BaseException)]
+    if failed:
+        raise UpstreamFailed(f"{where(node)}: stage {node.stage.name!r} not run: stage {failed[0]!r} failed")
     sink = progress.sink()
     store = Store(run.store_root)
     t0 = time.perf_counter()
@@ -64,7 +87,11 @@ def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> 
         from recut.workers import get_pool  # local: `recut plan` imports this module and needs no workers
 
         job = node.job({name: res.ref for name, res in upstream.items()}, run.store_root)
-        ref = get_pool().run(job, on_progress=sink.step)
+        try:
+            ref = get_pool().run(job, on_progress=sink.step)
+        except Exception as exc:
+            sink.done(node.key, "FAILED", time.perf_counter() - t0)
+            raise StageFailed(f"{where(node)}: stage {node.stage.name!r} failed: {type(exc).__name__}: {exc}") from exc
         status = "computed"
     wall = time.perf_counter() - t0
     seconds = ref.seconds if status == "computed" else 0.0
@@ -85,7 +112,7 @@ def run_stage(node: Node, upstream: dict[str, StageResult], run: RunContext) -> 
 def stage_task(kind: str, doc: str) -> Any:
     """The Prefect task for one stage kind (cache policy off: the store caches)."""
 
-    def body(node: Node, upstream: dict[str, StageResult], run: RunContext) -> StageResult:
+    def body(node: Node, upstream: dict[str, Any], run: RunContext) -> StageResult:
         return run_stage(node, upstream, run)
 
     body.__name__ = body.__qualname__ = kind
