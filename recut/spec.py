@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -22,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     TypeAdapter,
     ValidationError,
@@ -32,6 +37,7 @@ from pydantic import (
 )
 
 from recut import models as model_registry
+from recut.engine import file_param_slots, spec_file
 from recut.registry import evaluate_checks, methods, toy_scenes
 from recut.registry import metrics as registered_metrics
 
@@ -46,10 +52,13 @@ class SpecIssue:
     line: int | None
     path: str
     message: str
+    #: A warning (printed, the spec still runs) rather than an error.
+    warning: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        message = f"warning: {self.message}" if self.warning else self.message
+        return f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
 
 
 class SpecError(Exception):
@@ -63,27 +72,51 @@ class SpecError(Exception):
 # --------------------------------------------------------------------------- helpers
 
 
+#: Limits of what the code can hold or use (see the fields that use them).
+MAX_SEED = 2**63 - 1  # torch's manual_seed takes < 2**64, and the revideo sampler adds a window index
+MAX_FRAMES = 4096  # input.frames.count; the engines' frame fields have the same bound
+MAX_SIDE = 4096  # input.size width/height
+MAX_FPS = 1000.0
+#: The slowest frame rate of an output (500 s a frame): a GIF frame lasts at most 655.35 s (16-bit centiseconds).
+MIN_FPS = 0.002
+#: The decoded input clip (uint8 RGB, [T, H, W, 3], at the source size and at input.size) must fit in this.
+MAX_CLIP_BYTES = 8 * 2**30
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float field (and float in a list, tuple or dict) refuses inf and nan
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def outside_root(p: Path, root: Path | None, what: str, value: Any) -> str | None:
+    """Why ``p`` (absolute) may not be used: it, or where its symbolic links lead, is outside ``root``."""
+    if root is None:
+        return None
+    root = Path(root).resolve()
+    real = p.resolve()  # follows every symbolic link on the way (the file, or a folder above it)
+    if real.is_relative_to(root):
+        return None
+    allow = "set `allow_outside_root: true` at the top of the spec to allow it"
+    if Path(os.path.normpath(p)).is_relative_to(root):
+        return (
+            f"{what} {str(value)!r} is a symbolic link (or lies under one) that leads to {real}, outside the "
+            f"project root {root}; {allow}"
+        )
+    return f"{what} {str(value)!r} resolves to {p}, outside the project root {root}; {allow}"
 
 
 def _resolve_path(value: Any, info: ValidationInfo, what: str) -> Path:
-    """Resolve ``value`` against the spec's folder and enforce the project root."""
+    """Resolve ``value`` against the spec's folder and enforce the project root (links followed)."""
     ctx = info.context or {}
     base = Path(ctx.get("base_dir", "."))
     p = Path(os.path.expanduser(str(value)))
     if not p.is_absolute():
         p = base / p
     p = Path(os.path.normpath(p))
-    root = ctx.get("root")
-    if root is not None and not ctx.get("allow_outside_root", False):
-        try:
-            p.relative_to(root)
-        except ValueError:
-            raise ValueError(
-                f"{what} {str(value)!r} resolves to {p}, outside the project root {root}; "
-                "set `allow_outside_root: true` at the top of the spec to allow it"
-            ) from None
+    if not ctx.get("allow_outside_root", False):
+        problem = outside_root(p, ctx.get("root"), what, value)
+        if problem:
+            raise ValueError(problem)
     return p
 
 
@@ -103,19 +136,38 @@ def _existing_file(value: Any, info: ValidationInfo) -> Path:
 class FrameSampling(_Strict):
     """Which frames of the input video to use."""
 
-    start: int = Field(0, ge=0, description="Index of the first frame to use.")
-    count: int | None = Field(None, gt=0, description="Number of frames to use (default: all that remain).")
-    stride: int = Field(1, gt=0, description="Take every n-th frame. Ignored when `fps` is set.")
+    start: int = Field(
+        0, ge=0, le=10_000_000, description="Index of the first frame to use (at most 10^7: 46 h at 60 fps)."
+    )
+    count: int | None = Field(
+        None,
+        gt=0,
+        le=MAX_FRAMES,
+        description=f"Number of frames to use (default: all that remain). At most {MAX_FRAMES}, and the decoded "
+        f"clip (width x height x 3 bytes per frame, at the source size and at `size`) must stay within "
+        f"{MAX_CLIP_BYTES // 2**30} GiB.",
+    )
+    stride: int = Field(
+        1,
+        gt=0,
+        le=10_000,
+        description=f"Take every n-th frame (at most 10000; the resulting frame rate must stay >= {MIN_FPS}). "
+        "Ignored when `fps` is set.",
+    )
     fps: float | None = Field(
-        None, gt=0, description="Resample to this frame rate (nearest frame) instead of `stride`."
+        None,
+        ge=MIN_FPS,
+        le=MAX_FPS,
+        description=f"Resample to this frame rate (nearest frame) instead of `stride`; {MIN_FPS} to {MAX_FPS:g} "
+        "(a GIF frame lasts at most 655 s).",
     )
 
 
 class Size(_Strict):
     """Output size of the preprocessed frames."""
 
-    width: int = Field(..., gt=0, le=4096, description="Frame width in pixels.")
-    height: int = Field(..., gt=0, le=4096, description="Frame height in pixels.")
+    width: int = Field(..., gt=0, le=MAX_SIDE, description=f"Frame width in pixels (at most {MAX_SIDE}).")
+    height: int = Field(..., gt=0, le=MAX_SIDE, description=f"Frame height in pixels (at most {MAX_SIDE}).")
     mode: Literal["crop", "stretch", "pad"] = Field(
         "crop",
         description="crop: scale to cover then centre-crop; stretch: plain resize; "
@@ -266,6 +318,7 @@ class TrajectoryRequest(_Strict):
     object: int | None = Field(
         None,
         ge=0,
+        le=63,
         description="Which object (its index in the edit's prompt, which pairs with `input.toy.objects`). "
         "Default: the first object the prompt changes, else 0.",
     )
@@ -288,7 +341,8 @@ class TrajectoryRequest(_Strict):
         for i, p in enumerate(v):
             finite = isinstance(p, (list, tuple)) and len(p) == 2
             finite = finite and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
-            if p is not None and not (finite and all(math.isfinite(c) for c in p)):
+            finite = finite and all(abs(c) < 1e9 if isinstance(c, int) else math.isfinite(c) for c in p)
+            if p is not None and not finite:
                 raise ValueError(f"point {i}: expected [x, y] (finite pixel coordinates) or null, got {p!r}")
         if all(p is None for p in v):
             raise ValueError("give at least one [x, y] point (null means no request for that frame)")
@@ -349,7 +403,13 @@ class SpecBase(_Strict):
     allow_outside_root: bool = Field(False, description="Allow input/output paths outside the project root.")
     input: InputSpec = Field(..., description="The media to edit.")
     model: ModelSpec = Field(..., description="Model weights.")
-    seed: int = Field(0, ge=0, description="Random seed of every stochastic stage.")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Random seed of every stochastic stage; below 2^63 (torch.Generator.manual_seed takes "
+        "< 2^64, and stages add small offsets such as a window index to it).",
+    )
     edits: list[Edit] = Field(..., min_length=1, description="The edits; they share upstream stages.")
     sweep: dict[str, list[Any]] = Field(
         default_factory=dict,
@@ -377,6 +437,12 @@ class SpecBase(_Strict):
     # filled by load_spec; not part of the schema
     _source: Path | None = None
     _root: Path | None = None
+    _warnings: list[SpecIssue] = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list[SpecIssue]:
+        """What :func:`load_spec` warned about (see :func:`spec_warnings`); the spec still runs."""
+        return list(self._warnings)
 
     @property
     def source(self) -> Path | None:
@@ -433,17 +499,67 @@ def json_schema() -> dict[str, Any]:
 # --------------------------------------------------------------------------- YAML with lines
 
 
-def _line_index(text: str) -> dict[tuple[Any, ...], int]:
-    """Map every key path of the YAML document to its (1-based) line."""
-    lines: dict[tuple[Any, ...], int] = {}
+def _compose(text: str) -> Any:
+    """The YAML node tree of ``text`` (None when it does not parse)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return lines
+        return None
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _duplicate_keys(node: Any) -> list[tuple[tuple[Any, ...], int, str]]:
+    """``(key path, line, message)`` for every key written twice in one mapping (YAML would keep the
+    last one without a word). Keys merged in with ``<<`` may be overridden; they are not counted."""
+    found: list[tuple[tuple[Any, ...], int, str]] = []
+    seen_nodes: set[int] = set()
 
     def walk(n: Any, path: tuple[Any, ...]) -> None:
-        if n is None:
+        if id(n) in seen_nodes:  # an alias (or a recursive anchor): walked once
             return
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for k, v in n.value:
+                if k.tag == _MERGE_TAG:
+                    continue
+                if isinstance(k, yaml.ScalarNode):
+                    line = k.start_mark.line + 1
+                    ident = (k.tag, k.value)
+                    if ident in first:
+                        found.append(
+                            (
+                                (*path, k.value),
+                                line,
+                                f"duplicate key {k.value!r}: first given on line {first[ident]}, again on line "
+                                f"{line}; YAML would silently keep only the last one. Give it once",
+                            )
+                        )
+                    else:
+                        first[ident] = line
+                walk(v, (*path, getattr(k, "value", "?")))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                walk(v, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return found
+
+
+def _line_index(node: Any) -> dict[tuple[Any, ...], int]:
+    """Map every key path of the composed YAML document to its (1-based) line."""
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is None:
+        return lines
+    open_nodes: set[int] = set()  # the nodes being walked: a recursive anchor (`&a [*a]`) stops here
+
+    def walk(n: Any, path: tuple[Any, ...]) -> None:
+        if n is None or id(n) in open_nodes:
+            return
+        open_nodes.add(id(n))
         lines.setdefault(path, n.start_mark.line + 1)
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
@@ -454,6 +570,7 @@ def _line_index(text: str) -> dict[tuple[Any, ...], int]:
             for i, v in enumerate(n.value):
                 lines[(*path, i)] = v.start_mark.line + 1
                 walk_child(v, (*path, i))
+        open_nodes.discard(id(n))
 
     def walk_child(n: Any, path: tuple[Any, ...]) -> None:
         if isinstance(n, (yaml.MappingNode, yaml.SequenceNode)):
@@ -484,6 +601,19 @@ def _clean_loc(loc: tuple[Any, ...], method: str | None) -> tuple[Any, ...]:
     return loc
 
 
+_RANGE_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _is_non_finite(value: Any) -> bool:
+    """``inf``/``nan``, as a float or as a string pydantic would parse ("inf", "-Infinity", "nan")."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _message(err: dict[str, Any]) -> str:
     msg = str(err["msg"])
     typ = err.get("type", "")
@@ -496,6 +626,8 @@ def _message(err: dict[str, Any]) -> str:
         return f"unknown method {tag!r}; known methods: {', '.join(sorted(methods()))}"
     if typ == "union_tag_not_found":
         return f"missing field `method`; known methods: {', '.join(sorted(methods()))}"
+    if typ == "finite_number" or (typ in _RANGE_ERRORS and _is_non_finite(err.get("input"))):
+        return _finite_message(err.get("input"))  # not "less than or equal to 1" for a nan
     if "input" in err and typ not in ("missing",) and not isinstance(err["input"], (dict, list)):
         if repr(err["input"]) not in msg:
             msg = f"{msg} (got {err['input']!r})"
@@ -514,8 +646,14 @@ def find_project_root(start: Path) -> Path:
     return start
 
 
-def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
-    """Read, parse and validate one spec file; raise :class:`SpecError`."""
+def load_spec(path: str | Path, check_files: bool = True, emit_warnings: bool = True) -> SpecBase:
+    """Read, parse and validate one spec file; raise :class:`SpecError`.
+
+    With ``check_files`` (the default) the media are opened and the warnings of :func:`spec_warnings`
+    (a prompt the text encoder cuts) are kept in ``spec.warnings``; ``emit_warnings`` also prints each
+    one to stderr, once per process (``recut validate`` and ``recut run`` both load through here).
+    Nothing is written: every path the spec names is checked first.
+    """
     p = Path(path)
     shown = str(path)
     if not p.exists():
@@ -536,7 +674,15 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
     if not isinstance(data, dict):
         raise SpecError([SpecIssue(shown, 1, "", "a spec must be a YAML mapping (key: value)")])
 
-    lines = _line_index(text)
+    node = _compose(text)
+    lines = _line_index(node)
+
+    def issue(loc: tuple[Any, ...], message: str, line: int | None = None) -> SpecIssue:
+        return SpecIssue(shown, line or _line_for(lines, loc), ".".join(map(str, loc)), message)
+
+    # 1. the document itself: keys written twice
+    early = [issue(loc, msg, line) for loc, line, msg in _duplicate_keys(node)]
+
     base_dir = p.resolve().parent
     root = find_project_root(base_dir)
     context = {
@@ -546,6 +692,7 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
         "check_files": check_files,
     }
     method = data.get("method") if isinstance(data.get("method"), str) else None
+    # 2. the schema
     try:
         spec: SpecBase = spec_adapter().validate_python(data, context=context)
     except ValidationError as exc:
@@ -554,17 +701,68 @@ def load_spec(path: str | Path, check_files: bool = True) -> SpecBase:
             loc = _clean_loc(tuple(err["loc"]), method)
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 loc = ("method",)  # pydantic reports the discriminator at the root
-            issues.append(SpecIssue(shown, _line_for(lines, loc), ".".join(map(str, loc)), _message(dict(err))))
-        raise SpecError(issues) from None
+            issues.append(issue(loc, _message(dict(err))))
+        raise SpecError(early + issues) from None
+    if early:
+        raise SpecError(early)
 
     spec._source = p.resolve()  # before the checks: an engine's checks resolve its params' files from here
     spec._root = root
+    # 3. checks across fields, files and media
     issues = _semantic_checks(spec, data)
     if check_files:
         issues += _media_checks(spec)
     if issues:
         raise SpecError([SpecIssue(shown, _line_for(lines, tuple(_split(f))), f, m) for f, m in issues])
+    # 4. warnings: the spec runs, but not quite as written
+    if check_files:
+        spec._warnings = [
+            SpecIssue(shown, _line_for(lines, tuple(_split(f))), f, m, warning=True) for f, m in spec_warnings(spec)
+        ]
+        if emit_warnings:
+            print_warnings(spec._warnings)
     return spec
+
+
+_PRINTED: list[tuple[str, Any]] = []  # (line, stream): the stream is held, so its id is never reused
+
+
+def print_warnings(warnings: list[SpecIssue]) -> None:
+    """Print each warning line to stderr once per stream: `recut run` loads a spec more than once
+    (validation at the edge, then planning), and should say each warning once."""
+    stream = sys.stderr
+    for w in warnings:
+        line = str(w)
+        if not any(seen == line and out is stream for seen, out in _PRINTED):
+            _PRINTED.append((line, stream))
+            print(line, file=stream)
+
+
+def _finite_message(value: Any) -> str:
+    return f"must be a finite number (got {value!r})"
+
+
+def _non_finite(
+    value: Any, path: tuple[Any, ...] = (), _open: frozenset[int] = frozenset()
+) -> Iterator[tuple[tuple[Any, ...], float]]:
+    """``(path, value)`` of every float in ``value`` that is inf or nan: in plain YAML data, and in a
+    validated model (fields by their YAML name), its lists, tuples and dicts."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            yield path, value
+        return
+    if id(value) in _open:  # a recursive YAML anchor (`&a [*a]`)
+        return
+    inner = _open | {id(value)}
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            yield from _non_finite(getattr(value, name), (*path, info.alias or name), inner)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, (*path, k), inner)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, (*path, i), inner)
 
 
 def _as_bool(value: Any) -> bool:
@@ -584,12 +782,21 @@ def _split(path: str) -> list[Any]:
 # --------------------------------------------------------------------------- semantic checks
 
 
+_CHECKED_LATER = ("edits", "sweep")
+
+
 def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str]]:
     """Checks that need the whole spec: prompts, overrides, sweeps, metrics."""
     known = registered_metrics()
 
     entry = methods()[spec.method]  # type: ignore[attr-defined]
     issues: list[tuple[str, str]] = []
+
+    # a float field of a model that does not refuse inf/nan itself (e.g. "inf" written as a string);
+    # an edit's overrides and the sweep values are checked below, each with its params model
+    issues += [
+        (".".join(map(str, loc)), _finite_message(v)) for loc, v in _non_finite(spec) if loc[0] not in _CHECKED_LATER
+    ]
 
     names = spec.edit_names()
     for i, e in enumerate(spec.edits):
@@ -609,6 +816,15 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
             where = f"evaluate.{i}" if listed else f"evaluate.metrics.{i}"
             issues.append((where, f"unknown metric {m!r}; known: {', '.join(sorted(known))}"))
     if all(m in known for m in spec.evaluation.metrics):
+        masked = [m for m in spec.evaluation.metrics if "mask" in known[m].needs]
+        if masked and spec.evaluation.mask == "none":
+            issues.append(
+                (
+                    "evaluate.mask",
+                    f"is 'none', but {', '.join(map(repr, masked))} compare only the region the edit leaves "
+                    "alone and need a mask; use `auto`, `truth`, `engine` or a .npy file, or drop those metrics",
+                )
+            )
         for check in evaluate_checks():
             issues.extend(check(spec, listed))
 
@@ -624,30 +840,72 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
         for v in values:
             patched = _set_path(raw, key, v)
             try:
-                spec_adapter().validate_python(patched, context={"check_files": False})
+                swept = spec_adapter().validate_python(patched, context={"check_files": False})
             except ValidationError as exc:
                 first = exc.errors()[0]
                 issues.append((where, f"value {v!r} is invalid: {_message(dict(first))}"))
                 break
+            bad = [x for loc, x in _non_finite(swept) if loc[0] not in _CHECKED_LATER]
+            if bad:
+                issues.append((where, f"value {v!r} is invalid: {_finite_message(bad[0])}"))
+                break
+    issues += _file_param_checks(spec, entry.engine.file_params)
     if not issues:
         issues.extend(entry.engine.check_spec(spec))
     return issues
 
 
+def _file_param_checks(spec: SpecBase, patterns: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The project-root rule (symbolic links followed) for the files an engine's params name
+    (``Engine.file_params``): in ``params``, in each edit's overrides and in each sweep value."""
+    if not patterns or spec.allow_outside_root:
+        return []
+    base = spec.params.model_dump(mode="json", by_alias=True)  # type: ignore[attr-defined]
+    variants: list[tuple[str, dict[str, Any], set[str] | None]] = [("params", base, None)]
+    variants += [(f"edits.{i}.params", {**base, **e.params}, set(e.params)) for i, e in enumerate(spec.edits)]
+    for key, values in spec.sweep.items():
+        if key.startswith("params."):
+            own = {key.split(".")[1]}
+            variants += [(f"sweep.{key}", _set_path({"params": base}, key, v)["params"], own) for v in values]
+    issues: dict[tuple[str, str], None] = {}
+    for where, params, own in variants:
+        for pattern in patterns:
+            for cur, leaf, dotted in file_param_slots(params, pattern):
+                if own is not None and dotted.split(".")[0] not in own:
+                    continue  # the spec's own value: reported once, under `params`
+                value = cur[leaf]
+                items = [(dotted, value)] if isinstance(value, str) else []
+                if isinstance(value, list):
+                    items = [(f"{dotted}.{j}", x) for j, x in enumerate(value) if isinstance(x, str)]
+                for field, x in items:
+                    problem = outside_root(spec_file(spec.source, x), spec.root, "path", x)
+                    if problem:
+                        issues[(where if where.startswith("sweep.") else f"{where}.{field}", problem)] = None
+    return list(issues)
+
+
 def _media_checks(spec: SpecBase) -> list[tuple[str, str]]:
-    """Open the input media now, so a bad file fails before any compute."""
+    """Open the input media (and an evaluate mask file) now, so a bad file fails before any compute."""
+    issues = _input_media_checks(spec)
+    mask = spec.evaluation.mask
+    if isinstance(mask, Path):
+        issues += _mask_file_checks(mask)
+    return issues
+
+
+def _input_media_checks(spec: SpecBase) -> list[tuple[str, str]]:
     from recut import video  # local: recut.video pulls in av and cv2, which `import recut.cli` must not
 
     inp = spec.input
+    fr = inp.frames
     try:
         if inp.toy is not None:
-            fr = inp.frames
             need = fr.start + ((fr.count or 1) - 1) * fr.stride + 1
             if inp.toy.frames < need:
                 return [("input.frames", f"the toy scene has {inp.toy.frames} frames, but the spec asks for {need}")]
-        elif inp.video is not None:
+            return _rate_check(inp.toy.fps / fr.stride, f"the toy scene's {inp.toy.fps:g} fps")
+        if inp.video is not None:
             info = video.probe(inp.video)
-            fr = inp.frames
             if fr.fps is None:
                 need = fr.start + ((fr.count or 1) - 1) * fr.stride + 1
                 if info.frames < need:
@@ -658,9 +916,28 @@ def _media_checks(spec: SpecBase) -> list[tuple[str, str]]:
                             f"{inp.video} has {info.frames} frames, but the spec asks for {need} ({want})",
                         )
                     ]
-            elif fr.start >= info.frames:
-                return [("input.frames.start", f"{inp.video} has only {info.frames} frames")]
-        elif inp.image is not None:
+                n = fr.count if fr.count is not None else len(range(fr.start, info.frames, fr.stride))
+                problems = _rate_check(info.fps / fr.stride, f"{inp.video.name}'s {info.fps:g} fps")
+            else:
+                if fr.start >= info.frames:
+                    return [("input.frames.start", f"{inp.video} has only {info.frames} frames")]
+                if fr.count is not None:
+                    need = fr.start + video._nearest(fr.count - 1, info.fps, fr.fps) + 1
+                    if info.frames < need:
+                        return [
+                            (
+                                "input.video",
+                                f"{inp.video} has {info.frames} frames, but the spec asks for {need} (start "
+                                f"{fr.start}, count {fr.count}, fps {fr.fps:g} from {info.fps:g})",
+                            )
+                        ]
+                    n = fr.count
+                else:
+                    n = math.ceil((info.frames - fr.start) * fr.fps / info.fps)
+                problems = []
+            sides = [(info.width, info.height)] + ([(inp.size.width, inp.size.height)] if inp.size else [])
+            return problems + _memory_check(n, sides)
+        if inp.image is not None:
             video.read_image(inp.image)
         else:
             for i, p in enumerate(inp.images or []):
@@ -673,15 +950,56 @@ def _media_checks(spec: SpecBase) -> list[tuple[str, str]]:
     return []
 
 
+def _rate_check(fps: float, source: str) -> list[tuple[str, str]]:
+    """The outputs' frame rate (the source's over the stride) must be one a GIF and an MP4 can store."""
+    if fps >= MIN_FPS:
+        return []
+    return [
+        (
+            "input.frames.stride",
+            f"{source} over this stride is {fps:.3g} fps, below the {MIN_FPS} fps an output can have",
+        )
+    ]
+
+
+def _memory_check(frames: int, sides: list[tuple[int, int]]) -> list[tuple[str, str]]:
+    """The decoded clip, at the source size and at ``input.size``, must fit in :data:`MAX_CLIP_BYTES`."""
+    for w, h in sides:
+        size = frames * w * h * 3
+        if size > MAX_CLIP_BYTES:
+            return [
+                (
+                    "input.frames",
+                    f"selects {frames} frames of {w}x{h}: {size / 2**30:.1f} GiB of decoded RGB frames, above the "
+                    f"{MAX_CLIP_BYTES // 2**30} GiB a clip may take; select fewer frames (count, stride, fps)",
+                )
+            ]
+    return []
+
+
+def _mask_file_checks(path: Path) -> list[tuple[str, str]]:
+    """``evaluate.mask`` as a file: a .npy array of [H, W] or [T, H, W] (read without loading it)."""
+    import numpy as np
+
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        return [("evaluate.mask", f"cannot read {path} as a .npy array: {exc}")]
+    if not isinstance(arr, np.ndarray) or arr.ndim not in (2, 3):
+        shape = list(getattr(arr, "shape", []))
+        return [("evaluate.mask", f"{path.name} is {shape}; a mask is [H, W] or [T, H, W] (True = edited)")]
+    return []
+
+
 def _check_params(model: type[BaseModel], base: BaseModel, override: dict[str, Any]) -> list[tuple[str, str]]:
     if not override:
         return []
     merged = {**base.model_dump(), **override}
     try:
-        model.model_validate(merged)
+        checked = model.model_validate(merged)
     except ValidationError as exc:
         return [(".".join(map(str, e["loc"])), _message(dict(e))) for e in exc.errors()]
-    return []
+    return [(".".join(map(str, loc)), _finite_message(v)) for loc, v in _non_finite(checked) if loc[0] in override]
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
@@ -704,3 +1022,125 @@ def sweep_points(spec: SpecBase) -> list[dict[str, Any]]:
         return [{}]
     keys = list(spec.sweep)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.sweep.values())]
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def spec_warnings(spec: SpecBase) -> list[tuple[str, str]]:
+    """``(field.path, message)`` for what runs, but not as written: a prompt longer than the text
+    encoder reads (its tokenizer's ``model_max_length``, start and end tokens included) is cut, and
+    the words past the limit are lost. Checked against the tokenizer of every text model the spec's
+    model has on this machine (the smallest limit); a hub model not in the local cache is skipped."""
+    out: list[tuple[str, str]] = []
+    found = _tokenizer(_model_locations(spec.model))
+    if found is None:
+        return out
+    tok, limit = found
+    prompts: list[tuple[str, str, str]] = []  # field, text, who
+    names = spec.edit_names()
+    for i, e in enumerate(spec.edits):
+        prompts += [(f"edits.{i}.{k}", getattr(e, k), f"edit {names[i]!r}: ") for k in ("prompt", "negative_prompt")]
+        prompts += [(f"edits.{i}.params.{f}", t, f"edit {names[i]!r}: ") for f, t in _prompt_params(e.params)]
+    base = spec.params.model_dump(mode="json", by_alias=True)  # type: ignore[attr-defined]
+    prompts += [(f"params.{f}", t, "") for f, t in _prompt_params(base)]
+    for field, text, who in prompts:
+        if not text or len(text.encode()) + 2 <= limit:  # a token holds at least one byte: it fits
+            continue
+        enc = tok.encode(text)
+        if len(enc.ids) <= limit:
+            continue
+        cut = enc.offsets[limit - 1][0]  # the first content token past the limit (ids[0] is the start token)
+        word = text.rfind(" ", 0, cut + 1) + 1  # from the start of the word it falls in
+        dropped = text[word:].strip()
+        out.append(
+            (
+                field,
+                f"{who}{len(enc.ids)} tokens, but the text encoder reads {limit} (start and end tokens "
+                f"included), so the rest is cut without a word: {dropped!r} is dropped",
+            )
+        )
+    return out
+
+
+def _prompt_params(params: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(dotted path, text)`` of the prompt texts among ``params``: every string under a key that ends
+    in ``prompt`` (source_prompt, finetune_prompt, customize.prompt, an area's sdedit prompt ...)."""
+    if isinstance(params, dict):
+        for k, v in params.items():
+            if isinstance(v, str) and str(k).endswith("prompt"):
+                yield f"{prefix}{k}", v
+            elif isinstance(v, (dict, list)):
+                yield from _prompt_params(v, f"{prefix}{k}.")
+    elif isinstance(params, list):
+        for i, v in enumerate(params):
+            yield from _prompt_params(v, f"{prefix}{i}.")
+
+
+def _model_locations(model: ModelSpec) -> list[tuple[str, str | None]]:
+    """``(folder or hub id, revision)`` of every component of ``model``, without hashing any weights."""
+    if model.path is not None:
+        return [(str(model.path), None)]
+    if model.repo is not None:
+        return [(model.repo, model.revision)]
+    prof = model_registry.PROFILES[str(model.profile)]
+    root = model_registry.REPO_ROOT
+    return [(str(root / loc) if prof.local else loc, model.revision) for loc in prof.components.values()]
+
+
+def _tokenizer(locations: list[tuple[str, str | None]]) -> tuple[Any, int] | None:
+    """The fast tokenizer (``tokenizers``, no transformers import) with the smallest ``model_max_length``
+    among the components' ``tokenizer/`` folders (or their own folder: a CLIP model), or None."""
+    best: tuple[Any, int] | None = None
+    for loc, revision in locations:
+        for sub in ("tokenizer/", ""):
+            files = _tokenizer_files(loc, sub, revision)
+            if files is None:
+                continue
+            limit = _max_length(files[1])
+            if limit is not None and (best is None or limit < best[1]):
+                tok = _load_tokenizer(files[0])
+                if tok is not None:
+                    best = (tok, limit)
+            break
+    return best
+
+
+def _tokenizer_files(loc: str, sub: str, revision: str | None) -> tuple[str, str] | None:
+    """``(tokenizer.json, tokenizer_config.json)`` of ``loc``'s ``sub`` folder, on this machine."""
+    folder = Path(loc)
+    if folder.is_dir():
+        tj, cfg = folder / sub / "tokenizer.json", folder / sub / "tokenizer_config.json"
+        return (str(tj), str(cfg)) if tj.is_file() and cfg.is_file() else None
+    if folder.is_absolute() or loc.count("/") != 1:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache  # local: ~0.1 s, only for hub models
+    except ImportError:
+        return None
+    found = [
+        try_to_load_from_cache(loc, f"{sub}{n}", revision=revision) for n in ("tokenizer.json", "tokenizer_config.json")
+    ]
+    return (found[0], found[1]) if all(isinstance(f, str) for f in found) else None
+
+
+def _max_length(config: str) -> int | None:
+    try:
+        n = json.loads(Path(config).read_text(encoding="utf-8")).get("model_max_length")
+    except (OSError, ValueError):
+        return None
+    return int(n) if isinstance(n, (int, float)) and 2 < n < 100_000 else None  # 1e30: "no limit"
+
+
+@lru_cache(maxsize=8)
+def _load_tokenizer(path: str) -> Any:
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        return None
+    try:
+        tok = Tokenizer.from_file(path)
+    except Exception:  # noqa: BLE001 - an unreadable tokenizer only skips the warning
+        return None
+    tok.no_truncation()  # count every token, whatever the file's own truncation setting
+    return tok

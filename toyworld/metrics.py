@@ -292,15 +292,24 @@ def toy_trajectory_error(ctx: EvalContext) -> dict[str, float | str]:
 def check_evaluate(spec: Any, listed: bool = False) -> list[tuple[str, str]]:
     """Cross-field checks of a spec's ``evaluate`` section: ``(field.path, message)`` pairs.
 
-    1. a toy metric needs a toy input; 2. its prompts must parse with the toy grammar;
-    3. ``trajectory`` needs ``toy_trajectory_error``, points one per frame, an object the
-    prompts (and, for ``truth``/``prompt`` paths, the scene) have.
+    1. a toy metric, and ``mask: truth``, need a toy input; 2. their prompts must parse with the
+    toy grammar; 3. ``trajectory`` needs ``toy_trajectory_error``, points one per frame, an object
+    the prompts (and, for ``truth``/``prompt`` paths, the scene) have.
     """
 
     ev = spec.evaluation
     issues: list[tuple[str, str]] = []
     toy_metrics = [(i, m) for i, m in enumerate(ev.metrics) if "truth" in METRICS[m].needs]
     scene = spec.input.toy
+    truth_mask = isinstance(ev.mask, str) and ev.mask == "truth"
+    if truth_mask and scene is None:
+        issues.append(
+            (
+                "evaluate.mask",
+                f"'truth' is a toy scene's ground truth (its edited objects), but the input is "
+                f"`input.{spec.input.kind}`, which has none; use `auto`, `engine`, a .npy file or `none`",
+            )
+        )
     # 1. toy input
     if scene is None:
         for i, m in toy_metrics:
@@ -317,12 +326,13 @@ def check_evaluate(spec: Any, listed: bool = False) -> list[tuple[str, str]]:
         return issues
     # 2. prompts in the toy grammar
     named: dict[int, int] = {}
-    if toy_metrics:
+    if toy_metrics or truth_mask:
+        needs = "toy metrics need" if toy_metrics else "evaluate.mask 'truth' needs"
         for i, e in enumerate(spec.edits):
             try:
                 named[i] = len(toy.parse_caption(e.prompt))
             except ValueError as exc:
-                issues.append((f"edits.{i}.prompt", f"toy metrics need a prompt in the toy caption grammar: {exc}"))
+                issues.append((f"edits.{i}.prompt", f"{needs} a prompt in the toy caption grammar: {exc}"))
     # 3. the trajectory request
     tr = ev.trajectory
     if tr is None:

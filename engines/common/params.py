@@ -4,9 +4,42 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["GuidanceInterval", "check_guided", "check_interval", "guidance_interval_field"]
+__all__ = [
+    "MAX_FINETUNE_STEPS",
+    "MAX_FRAMES",
+    "MAX_STEPS",
+    "PARAMS_CONFIG",
+    "GuidanceInterval",
+    "Params",
+    "check_guided",
+    "check_interval",
+    "guidance_interval_field",
+]
+
+#: The model config of every params model: unknown keys are refused, and so is a float that is not
+#: finite (``inf``, ``-inf``, ``nan``; also the strings "inf"/"nan" pydantic would parse) in any float
+#: field, including the floats inside lists, tuples and dicts of that model.
+PARAMS_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+#: Sampling steps: at most the training timesteps of the DDIM/DDPM model families recut loads (1000 for
+#: SD 1.5, ModelScope, zeroscope and the toy and tiny-random models); DDIMScheduler.set_timesteps refuses more.
+MAX_STEPS = 1000
+#: Optimisation steps of a finetuning stage (the papers use 50-500; 100000 is hours on a GPU).
+MAX_FINETUNE_STEPS = 100_000
+#: Frames a stage may hold or process at once (the longest cascade and input clip recut accepts).
+MAX_FRAMES = 4096
+
+
+class Params(BaseModel):
+    """Base of the params models: :data:`PARAMS_CONFIG` (unknown keys and non-finite floats refused).
+
+    A subclass's own ``model_config`` is merged into this one (pydantic v2), so
+    ``model_config = ConfigDict(populate_by_name=True)`` keeps both rules.
+    """
+
+    model_config = PARAMS_CONFIG
 
 
 def check_interval(v: tuple[float, float]) -> tuple[float, float]:

@@ -7,21 +7,30 @@ params.finetune_steps: [...]}``) and every stage declares exactly which ones it 
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from engines.common.params import GuidanceInterval, check_guided, guidance_interval_field
+from engines.common.params import (
+    MAX_FINETUNE_STEPS,
+    MAX_FRAMES,
+    MAX_STEPS,
+    GuidanceInterval,
+    Params,
+    check_guided,
+    guidance_interval_field,
+)
+
+#: Largest cascade stage side (pixels): a 8192x8192 latent already exceeds any GPU's memory.
+MAX_SIDE = 8192
 
 #: The paper's (alpha, finetune steps) pairs: alpha = 1 with 64 steps, alpha = 0.35 with
 #: 200-300 steps, alpha = 0 with 50-150 steps (full-size models, lr 6e-6).
 PAPER_STEPS = {1.0: 64, 0.35: 250, 0.0: 100}  # 250: the middle of 200-300
 
 
-class KeyFrame(BaseModel):
+class KeyFrame(Params):
     """One key frame of a camera path (the camera pose at time ``t``)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     t: float = Field(..., ge=0.0, le=1.0, description="Time of the key frame in [0, 1] (0 = first frame).")
     x: float = Field(0.0, ge=-1.0, le=1.0, description="Horizontal camera offset, a fraction of the width.")
@@ -36,10 +45,8 @@ class KeyFrame(BaseModel):
     )
 
 
-class Animation(BaseModel):
+class Animation(Params):
     """How one image becomes a coarse video (image animation mode)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["replicate", "pan", "zoom", "path"] = Field(
         "pan",
@@ -69,10 +76,10 @@ class Animation(BaseModel):
         return self
 
 
-class CascadeStage(BaseModel):
+class CascadeStage(Params):
     """One stage of the sampling cascade: the base text-to-video model, or a video super-resolution model."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)  # merged into Params'
 
     role: str = Field("video", description="Model role (component of the model profile) holding this stage's weights.")
     kind: Literal["t2v", "v2v"] = Field(
@@ -80,10 +87,19 @@ class CascadeStage(BaseModel):
         description="t2v: the base model (first stage only); v2v: video-to-video super-resolution "
         "conditioned on the prompt and the previous stage's output.",
     )
-    width: int = Field(..., gt=0, le=8192, description="Output width of this stage.")
-    height: int = Field(..., gt=0, le=8192, description="Output height of this stage.")
-    frames: int = Field(..., gt=0, le=4096, description="Output frame count of this stage.")
-    from_: tuple[int, int, int] | None = Field(
+    width: int = Field(..., gt=0, le=MAX_SIDE, description=f"Output width of this stage (at most {MAX_SIDE}).")
+    height: int = Field(..., gt=0, le=MAX_SIDE, description=f"Output height of this stage (at most {MAX_SIDE}).")
+    frames: int = Field(
+        ..., gt=0, le=MAX_FRAMES, description=f"Output frame count of this stage (at most {MAX_FRAMES})."
+    )
+    from_: (
+        tuple[
+            Annotated[int, Field(gt=0, le=MAX_SIDE)],
+            Annotated[int, Field(gt=0, le=MAX_SIDE)],
+            Annotated[int, Field(gt=0, le=MAX_FRAMES)],
+        ]
+        | None
+    ) = Field(
         None,
         alias="from",
         description="v2v: the [width, height, frames] it takes from the previous stage (must equal that "
@@ -92,10 +108,8 @@ class CascadeStage(BaseModel):
     strength: float = Field(0.5, ge=0.0, le=1.0, description="v2v: noise strength applied to the upscaled input.")
 
 
-class DreamixParams(BaseModel):
+class DreamixParams(Params):
     """Dreamix (Molad et al., 2023): a video diffusion model as a general video editor."""
-
-    model_config = ConfigDict(extra="forbid")
 
     mode: Literal["edit", "animate", "subject"] = Field(
         "edit",
@@ -109,7 +123,13 @@ class DreamixParams(BaseModel):
         description="Noise strength s of the degradation: 0 = no noise (the degraded input through the "
         "VAE), 1 = pure noise (plain text-to-video). Default 0.7; always 1 in subject mode.",
     )
-    steps: int = Field(30, ge=1, description="DDIM steps of the full schedule; the last round(steps*s) run.")
+    steps: int = Field(
+        30,
+        ge=1,
+        le=MAX_STEPS,
+        description=f"DDIM steps of the full schedule (at most {MAX_STEPS}, the model's training timesteps); "
+        "the last round(steps*s) run.",
+    )
     guidance_scale: float = Field(7.5, ge=1.0, description="Classifier-free guidance scale (1 disables it).")
     guidance_interval: GuidanceInterval = guidance_interval_field()
     eta: float = Field(
@@ -120,11 +140,15 @@ class DreamixParams(BaseModel):
         "paper re-adds noise of about half the removed magnitude.",
     )
     base_frames: int | None = Field(
-        None, gt=0, le=4096, description="Frames of the base sample (default: the base model's, from the profile)."
+        None,
+        gt=0,
+        le=MAX_FRAMES,
+        description="Frames of the base sample (default: the base model's, from the profile).",
     )
     chunk_frames: int | None = Field(
         None,
         gt=0,
+        le=MAX_FRAMES,
         description="Denoise at most this many frames at a time and concatenate (long outputs); "
         "default: the whole clip at once.",
     )
@@ -137,8 +161,9 @@ class DreamixParams(BaseModel):
     finetune_steps: int | None = Field(
         None,
         ge=0,
-        description="Finetune steps (0 = no finetuning). Default: the paper's pair for `alpha` "
-        "(alpha 1: 64, 0 < alpha < 1: 250, alpha 0: 100).",
+        le=MAX_FINETUNE_STEPS,
+        description=f"Finetune steps (0 = no finetuning; at most {MAX_FINETUNE_STEPS}). Default: the paper's "
+        "pair for `alpha` (alpha 1: 64, 0 < alpha < 1: 250, alpha 0: 100).",
     )
     alpha: float | None = Field(
         None,
@@ -169,7 +194,9 @@ class DreamixParams(BaseModel):
         "them in training; the toy profile's word-level tokenizer splits unknown words into characters).",
     )
     animation: Animation = Field(default_factory=Animation, description="Image animation (mode: animate).")
-    frame_batch: int = Field(8, ge=1, description="Frames per VAE call (memory only; results do not depend on it).")
+    frame_batch: int = Field(
+        8, ge=1, le=MAX_FRAMES, description="Frames per VAE call (memory only; results do not depend on it)."
+    )
 
     @model_validator(mode="after")
     def _guided(self) -> DreamixParams:

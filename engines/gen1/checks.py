@@ -63,7 +63,7 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
             p = spec_file(spec.source, m["file"])
             try:
                 arr = np.load(p, allow_pickle=False)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, EOFError) as exc:
                 issues[(f"{field}.file", f"cannot read {p} as a .npy array: {exc}")] = None
                 continue
             shape = tuple(arr.shape)

@@ -14,7 +14,7 @@ Box = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=4, max_l
 class MaskParams(BaseModel):
     """Masked video editing: which region the model keeps from the input."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     file: str | None = Field(
         None,
@@ -52,7 +52,7 @@ class CustomizeParams(BaseModel):
     """Customization (the paper's Sec. 3.4): finetune on a few images of a subject, half of each batch
     from data like the model's own training data, so that the model keeps what it knew."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     images: list[str] = Field(..., min_length=1, description="Images of the subject (relative to the spec file).")
     prompt: str = Field(..., min_length=1, description="The caption of the subject images (e.g. 'a sks dog').")
@@ -75,7 +75,7 @@ class CustomizeParams(BaseModel):
 class Gen1Params(BaseModel):
     """Gen-1: generate from noise with the input's structure (depth at level t_s) and new content."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     structure: Literal["depth", "edges"] = Field(
         "depth", description="The structure representation extracted from the input (depth: the model's DPT)."

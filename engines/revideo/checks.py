@@ -71,7 +71,7 @@ def _mask_file(
         return [(field, f"{p} not found")], None
     try:
         arr = np.load(p, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         return [(field, f"cannot read {p} as a .npy array: {exc}")], None
     shape = tuple(arr.shape)
     if len(shape) == 2 and None not in (h, w) and shape != (h, w):

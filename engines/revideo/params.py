@@ -13,7 +13,7 @@ Box = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=4, max_l
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AreaMask(_Strict):
@@ -75,7 +75,7 @@ class AreaContent(_Strict):
 class Area(_Strict):
     """One edit area: its mask, its content (an edited first frame) and its motion."""
 
-    mask: AreaMask
+    mask: AreaMask = Field(..., description="Where the area is (the same region on every frame).")
     content: AreaContent | None = Field(None, description="New content (omit to keep the input's).")
     motion: Literal["keep", "trajectory", "none"] = Field(
         "keep",
@@ -143,8 +143,10 @@ class ReVideoParams(_Strict):
         True, description="false: the base image-to-video model from the edited first frame (no control module)."
     )
     control_scale: float = Field(1.0, ge=0.0, le=10.0, description="Scale of the control module's residuals.")
-    window: Window = Field(default_factory=Window)
-    tracking: Tracking = Field(default_factory=Tracking)
+    window: Window = Field(default_factory=Window, description="Sliding windows for clips longer than a window.")
+    tracking: Tracking = Field(
+        default_factory=Tracking, description="The track stage's grid, and how an area's tracks become maps."
+    )
     decode_chunk: int = Field(8, ge=1, le=128, description="Frames the VAE decodes at once.")
 
     @model_validator(mode="after")

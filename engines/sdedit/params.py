@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from engines.common.params import GuidanceInterval, check_guided, guidance_interval_field
+from engines.common.params import (
+    MAX_FRAMES,
+    MAX_STEPS,
+    GuidanceInterval,
+    Params,
+    check_guided,
+    guidance_interval_field,
+)
 
 
-class SDEditParams(BaseModel):
+class SDEditParams(Params):
     """SDEdit (Meng et al., 2022): noise the input part-way, then denoise toward the prompt."""
-
-    model_config = ConfigDict(extra="forbid")
 
     strength: float = Field(
         0.6,
@@ -24,7 +29,9 @@ class SDEditParams(BaseModel):
     steps: int = Field(
         20,
         ge=1,
-        description="DDIM steps of the full schedule; SDEdit runs the last round(steps*strength) of them.",
+        le=MAX_STEPS,
+        description=f"DDIM steps of the full schedule (at most {MAX_STEPS}, the model's training timesteps); "
+        "SDEdit runs the last round(steps*strength) of them.",
     )
     guidance_scale: float = Field(7.5, ge=1.0, description="Classifier-free guidance scale (1 disables guidance).")
     guidance_interval: GuidanceInterval = guidance_interval_field()
@@ -38,6 +45,7 @@ class SDEditParams(BaseModel):
     frame_batch: int = Field(
         8,
         ge=1,
+        le=MAX_FRAMES,
         description="Frames per UNet/VAE call in the image variant (memory only; results do not depend on it).",
     )
 

@@ -12,21 +12,30 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from engines.common.params import MAX_FINETUNE_STEPS, MAX_FRAMES, MAX_STEPS, Params
 
 DEFAULT_TRAINABLE = ["attn1.to_q", "attn2.to_q", "attn_temp"]
 
 _Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+#: Adam iterations per step of the null-text optimisation (the paper: 10).
+MAX_INNER_STEPS = 1000
+
+_Strict = Params  # unknown keys and non-finite floats are refused
 
 
 class FinetuneParams(_Strict):
     """Initialisation tuning of the T2S model on the input clip with the source prompt."""
 
-    steps: int = Field(500, ge=0, description="Optimisation steps (the paper: 500; 0 skips tuning).")
+    steps: int = Field(
+        500,
+        ge=0,
+        le=MAX_FINETUNE_STEPS,
+        description=f"Optimisation steps (the paper: 500; 0 skips tuning; at most {MAX_FINETUNE_STEPS}).",
+    )
     lr: float = Field(3e-5, gt=0.0, description="AdamW learning rate (the paper: 3e-5, constant).")
     trainable: list[str] = Field(
         default_factory=lambda: list(DEFAULT_TRAINABLE),
@@ -40,13 +49,25 @@ class FinetuneParams(_Strict):
 class InversionParams(_Strict):
     """DDIM inversion of the clip under the source prompt, then null-text optimisation."""
 
-    steps: int = Field(50, ge=1, le=1000, description="DDIM steps of inversion and sampling (the paper: 50).")
+    steps: int = Field(
+        50,
+        ge=1,
+        le=MAX_STEPS,
+        description=f"DDIM steps of inversion and sampling (the paper: 50; at most {MAX_STEPS}, the model's "
+        "training timesteps).",
+    )
     null_text: Literal["shared", "per_frame", "fast"] = Field(
         "shared",
         description="shared: one null embedding per step for all frames (Video-P2P); per_frame: one per step "
         "and frame (ablation); fast: no optimisation (the initial null embedding at every step).",
     )
-    inner_steps: int = Field(10, ge=1, description="Adam iterations per step of the null-text optimisation.")
+    inner_steps: int = Field(
+        10,
+        ge=1,
+        le=MAX_INNER_STEPS,
+        description=f"Adam iterations per step of the null-text optimisation (the paper: 10; at most "
+        f"{MAX_INNER_STEPS}).",
+    )
     lr: float = Field(1e-2, gt=0.0, description="Adam learning rate of the null-text optimisation (step 0).")
     lr_decay: _Unit = Field(0.5, description="Linear decay of that learning rate over the steps (fraction).")
     epsilon: float = Field(1e-5, ge=0.0, description="Early stop: a step ends when its loss is below epsilon + i*2e-5.")
@@ -104,5 +125,8 @@ class VideoP2PParams(_Strict):
         "initial one (Video-P2P); shared: both use the optimised ones.",
     )
     frame_chunk: int = Field(
-        0, ge=0, description="Frames per frame-attention call without attention control (memory only; 0 = all)."
+        0,
+        ge=0,
+        le=MAX_FRAMES,
+        description="Frames per frame-attention call without attention control (memory only; 0 = all).",
     )
