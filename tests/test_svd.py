@@ -9,22 +9,9 @@ import pytest
 import torch
 
 from engines.common.svd import I2VSettings, SVDComponents, decode, sample
+from toyworld.tiny_revideo import SVD_SCHEDULER
 
 #: The public scheduler config of stabilityai/stable-video-diffusion-img2vid-xt.
-SVD_SCHEDULER = {
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "interpolation_type": "linear",
-    "num_train_timesteps": 1000,
-    "prediction_type": "v_prediction",
-    "sigma_max": 700.0,
-    "sigma_min": 0.002,
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-    "timestep_type": "continuous",
-    "use_karras_sigmas": True,
-}
 
 
 @pytest.fixture(scope="module")

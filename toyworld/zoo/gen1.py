@@ -56,7 +56,7 @@ from engines.common.temporal import frames_mode
 from toyworld import judge
 from toyworld import scene as toy
 from toyworld.zoo import t2i, t2v
-from toyworld.zoo._util import log, set_threads, write_info
+from toyworld.zoo._util import load_checkpoint, log, save_checkpoint, set_threads, write_info
 
 TOY = t2i.TOY_ROOT
 DEFAULT_OUT = TOY / "gen1"
@@ -183,48 +183,6 @@ def fit_prior(data: Gen1Data, steps: int, seed: int) -> tuple[EmbeddingPrior, di
 # --------------------------------------------------------------------------- training
 
 
-def _save_state(folder: Path, step: int, unet: Any, proj: Any, opt: torch.optim.Optimizer) -> None:
-    from safetensors.torch import save_file
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(tmp / "unet.safetensors"))
-    save_file({k: v.contiguous() for k, v in proj.state_dict().items()}, str(tmp / "projection.safetensors"))
-    moments: dict[str, torch.Tensor] = {}
-    steps: dict[str, float] = {}
-    for gi, group in enumerate(opt.param_groups):
-        for pi, p in enumerate(group["params"]):
-            st = opt.state.get(p)
-            if st:
-                moments[f"{gi}.{pi}.exp_avg"] = st["exp_avg"].contiguous()
-                moments[f"{gi}.{pi}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
-                steps[f"{gi}.{pi}"] = float(st["step"])
-    save_file(moments, str(tmp / "optimizer.safetensors"))
-    (tmp / "state.json").write_text(json.dumps({"step": step, "adam_steps": steps}))
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-
-
-def _load_state(folder: Path, unet: Any, proj: Any, opt: torch.optim.Optimizer) -> int:
-    from safetensors.torch import load_file
-
-    unet.load_state_dict(load_file(str(folder / "unet.safetensors")))
-    proj.load_state_dict(load_file(str(folder / "projection.safetensors")))
-    moments = load_file(str(folder / "optimizer.safetensors"))
-    state = json.loads((folder / "state.json").read_text())
-    for gi, group in enumerate(opt.param_groups):
-        for pi, p in enumerate(group["params"]):
-            k = f"{gi}.{pi}"
-            if k in state["adam_steps"]:
-                opt.state[p] = {
-                    "step": torch.tensor(state["adam_steps"][k]),
-                    "exp_avg": moments[f"{k}.exp_avg"],
-                    "exp_avg_sq": moments[f"{k}.exp_avg_sq"],
-                }
-    return int(state["step"])
-
-
 def load_start(tokens: int) -> tuple[Any, Any, Any, Any, Any, ContentProjection]:
     """(tokenizer, text encoder, vae, scheduler, widened UNet, content projection) from the toy T2V."""
     from diffusers import DDPMScheduler, UNet3DConditionModel
@@ -268,7 +226,7 @@ def train(
         [{"params": list(unet.parameters()), "lr": r.lr}, {"params": list(proj.parameters()), "lr": r.projection_lr}],
         weight_decay=1e-2,
     )
-    start = _load_state(work / "checkpoint", unet, proj, opt) if resume and (work / "checkpoint").exists() else 0
+    start = load_checkpoint(work / "checkpoint", {"unet": unet, "projection": proj}, opt) if resume else 0
     if start:
         log(f"gen1: resumed at step {start}")
     unet.train()
@@ -313,7 +271,7 @@ def train(
         if (step + 1) % 50 == 0:
             log(f"gen1 step {step + 1}/{r.steps} loss {np.mean(losses[-50:]):.4f} ({time.time() - t0:.0f} s)")
         if (step + 1) % r.checkpoint_every == 0 or step + 1 == r.steps:
-            _save_state(work / "checkpoint", step + 1, unet, proj, opt)
+            save_checkpoint(work / "checkpoint", step + 1, {"unet": unet, "projection": proj}, opt)
     unet.eval()
     # 4. save
     save_model(out, unet, proj, prior)
@@ -380,7 +338,7 @@ def export_checkpoint(
     work = Path(work)
     _, _, _, _, unet, proj = load_start(tokens)
     opt = torch.optim.AdamW([{"params": list(unet.parameters())}, {"params": list(proj.parameters())}])
-    step = _load_state(work / "checkpoint", unet, proj, opt)
+    step = load_checkpoint(work / "checkpoint", {"unet": unet, "projection": proj}, opt)
     cache = Path(cache) if cache else work / "cache"
     cached = sorted(cache.glob("gen1-*.safetensors"))
     r = Gen1Recipe(clips=int(cached[0].stem.split("-")[-1])) if cached else Gen1Recipe()
