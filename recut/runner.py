@@ -7,6 +7,7 @@ and the unit tests call it directly.  A runner keeps one engine instance per
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import time
@@ -85,13 +86,23 @@ class StageRunner:
             meta = eng.run_stage(job.stage, ctx)
             if job.kind == "sample":
                 meta = finish_video(tmp, meta, job.inputs)
+            seconds = time.perf_counter() - t0
+            if job.force:
+                return store.replace(tmp, job.kind, job.key, meta, job.stage, seconds)
+            return store.commit(tmp, job.kind, job.key, meta, job.stage, seconds)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno == errno.ENOSPC:
+                raise OSError(
+                    errno.ENOSPC,
+                    f"no space left on the device of the store {store.root} while writing stage {job.stage!r} "
+                    f"[{job.key[:12]}]; nothing of it was committed: free space and run again (the completed "
+                    "stages are kept)",
+                ) from exc
+            raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        seconds = time.perf_counter() - t0
-        if job.force:
-            return store.replace(tmp, job.kind, job.key, meta, job.stage, seconds)
-        return store.commit(tmp, job.kind, job.key, meta, job.stage, seconds)
 
 
 def finish_video(out_dir: Path, meta: dict[str, Any], inputs: dict[str, ArtifactRef]) -> dict[str, Any]:

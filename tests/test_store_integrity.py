@@ -268,3 +268,23 @@ def test_runner_recomputes_a_corrupted_cached_artifact(tmp_path: Path, frames_en
     [rec] = runner.quarantined
     assert rec.key == KEY and "video.mp4" in rec.problems[0]
     assert len(_quarantined(store)) == 1
+
+
+def test_a_full_disk_leaves_nothing_cached_and_says_so(
+    tmp_path: Path, frames_engine: type[_Frames], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 26, section 4: ENOSPC while an artifact is written (here: while its video is encoded)."""
+    import errno
+
+    import recut.runner as runner_mod
+
+    def full(*a: Any, **k: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner_mod, "finish_video", full)
+    store = Store(tmp_path)
+    with pytest.raises(OSError) as info:
+        StageRunner().run(_job(store))
+    assert info.value.errno == errno.ENOSPC and "no space left" in str(info.value) and "'sample'" in str(info.value)
+    assert store.get("sample", KEY) is None  # nothing counts as cached
+    assert not any(store.tmp_root.iterdir())  # and nothing half-written is left behind

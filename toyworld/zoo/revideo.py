@@ -75,7 +75,7 @@ class StageRecipe:
     seed: int = 0
 
 
-STEPS = {"motion": 1200, "decouple": 1500, "deblock": 600}
+STEPS = {"motion": 800, "decouple": 1000, "deblock": 400}
 LR = {"motion": 1e-4, "decouple": 1e-4, "deblock": 5e-5}
 
 

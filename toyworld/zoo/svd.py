@@ -72,7 +72,7 @@ SCHEDULER = {
 class I2VRecipe:
     clips: int = 1500
     batch: int = 8
-    steps: int = 4000
+    steps: int = 6500
     lr: float = 2e-4
     uncond: float = 0.1
     max_aug: float = 0.1
