@@ -43,10 +43,11 @@ def _classes() -> dict[str, type]:
         "dpt-large": DPTForDepthEstimation,
         "clip-vit-l14": CLIPModel,
         "svd": StableVideoDiffusionPipeline,
+        "toy-svd": StableVideoDiffusionPipeline,
     }
 
 
-TOY = ["toy-t2i", "toy-t2v", "toy-clip", "toy-vae", "toy-depth"]
+TOY = ["toy-t2i", "toy-t2v", "toy-clip", "toy-vae", "toy-depth", "toy-svd"]
 PUBLIC = {
     "sd15": "runwayml/stable-diffusion-v1-5",
     "modelscope-t2v": "damo-vilab/text-to-video-ms-1.7b",
