@@ -72,3 +72,18 @@ def test_motion_maps_hold_each_displacement_at_its_point() -> None:
     assert m[1, 0, 12, 14] < m[1, 0, 12, 12]  # filtered: falls off around the point
     raw = motion_maps(tr, 24, 24, sigma=0)
     assert np.count_nonzero(raw[1, 0]) == 1
+
+
+def test_the_tracks_of_one_rigid_object_are_all_kept_as_long_as_the_mean() -> None:
+    """Every point of a translating object moves as far as the mean: ties count as "longer than the
+    mean", or a toy clip would sample no track at all (and the control module would see no motion)."""
+    import numpy as np
+
+    from engines.common.tracks import Tracks, sample_tracks
+
+    start = np.array([[10.0, 10.0], [12.0, 10.0], [10.0, 12.0], [12.0, 12.0]], np.float32)
+    pts = start[:, None, :] + np.arange(8, dtype=np.float32)[None, :, None] * np.array([3.0, 0.0], np.float32)
+    tr = Tracks(pts, np.ones((4, 8), bool))
+    for seed in range(5):
+        got = sample_tracks(tr, np.random.default_rng(seed), stride=1)
+        assert 1 <= len(got) <= 4

@@ -4,7 +4,7 @@
   with a forward-backward check; a point that fails it (or leaves the frame) is lost for the rest of
   the clip. No weights.
 * :func:`sample_tracks` (ReVideo, Mou et al. 2024, Sec. 3.2): sparsify the tracks on a coarser grid, keep
-  those longer than the mean length, and draw N in 1..``max_tracks`` of them with probability
+  those at least as long as the mean (ties kept), and draw N in 1..``max_tracks`` of them with probability
   proportional to their normalised length.
 * :func:`drawn_path`: a user's trajectory ``[[frame, x, y], ...]`` interpolated to every frame.
 * :func:`motion_maps`: tracks rasterised to per-frame displacement maps ``[T, 2, H, W]`` (the x and y
@@ -83,14 +83,16 @@ def track_grid(frames: np.ndarray, stride: int = 4, window: int = 15, levels: in
 def sample_tracks(
     tracks: Tracks, rng: np.random.Generator, stride: int = 2, max_tracks: int = 10, min_length: float = 1.0
 ) -> Tracks:
-    """The ReVideo sampling: every ``stride``-th track of the grid, those longer than the mean (and than
-    ``min_length`` pixels: a still clip has no motion to sample), then N in 1..``max_tracks`` drawn
+    """The ReVideo sampling: every ``stride``-th track of the grid, those at least as long as the mean (and
+    as ``min_length`` pixels: a still clip has no motion to sample), then N in 1..``max_tracks`` drawn
     without replacement with probability proportional to the normalised length."""
     sparse = tracks.subset(np.arange(0, len(tracks), stride))
     lengths = sparse.lengths()
     if not len(sparse):
         return sparse
-    moving = np.flatnonzero((lengths > lengths.mean()) & (lengths >= min_length))
+    # "longer than the mean", with ties kept: the tracks of one rigidly moving object are all as long
+    # as their mean, and a strict comparison would drop every one of them
+    moving = np.flatnonzero((lengths >= lengths.mean() * (1 - 1e-6)) & (lengths >= min_length))
     if moving.size == 0:
         return sparse.subset(np.array([], int))
     p = lengths[moving] / lengths[moving].sum()

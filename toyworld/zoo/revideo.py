@@ -76,7 +76,7 @@ class StageRecipe:
 
 
 STEPS = {"motion": 800, "decouple": 1000, "deblock": 400}
-LR = {"motion": 1e-4, "decouple": 1e-4, "deblock": 5e-5}
+LR = {"motion": 5e-4, "decouple": 5e-4, "deblock": 2e-4}
 
 
 def default_recipe(stage: str, quick: bool = False) -> StageRecipe:
