@@ -223,8 +223,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--only", nargs="*", default=None, choices=["ablation", "table1", "modes", "examples"])
     ap.add_argument("--figures", type=Path, default=REPO / "benchmarks" / "figures")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     only = set(args.only or ["ablation", "table1", "modes", "examples"])
     results: dict[str, Any] = {}
     if "ablation" in only:
