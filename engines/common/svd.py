@@ -57,7 +57,7 @@ class I2VSettings:
 
 def to_pixels(image: np.ndarray) -> torch.Tensor:
     """uint8 ``[H, W, 3]`` -> float ``[1, 3, H, W]`` in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 255.0 * 2.0 - 1.0
 
 
 @torch.no_grad()
