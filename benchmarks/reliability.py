@@ -22,7 +22,7 @@ GROUPS: dict[str, list[str]] = {
         "tests/test_e2e.py::test_killed_run_resumes_from_completed_stages",
         "tests/test_worker_faults.py::test_an_actor_killed_mid_stage_is_replaced_and_the_stage_retried",
     ],
-    "store corruptions caught (truncated, flipped byte, deleted file, no ref.json, full disk), never served": [
+    "store integrity cases (truncated, flipped byte, deleted file, no ref.json, full disk; intact hits, temp sweeps)": [
         "tests/test_store_integrity.py",
     ],
     "concurrent runs of one spec, both finished": ["tests/test_e2e.py::test_two_concurrent_runs_both_finish"],
