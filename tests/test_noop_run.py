@@ -74,3 +74,17 @@ def test_a_run_with_work_takes_the_full_path(project: Project, ephemeral: list[s
     res = CliRunner().invoke(app, ["run", str(spec), "--json", "--no-dvc"])
     assert "prefect" in ephemeral and "ray" in ephemeral  # it went for the server and the workers
     assert res.exit_code != 0
+
+
+def test_the_profile_api_url_is_read_without_importing_prefect(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "profiles.toml").write_text(
+        'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://10.0.0.9:4200/api"\n[profiles.local]\n'
+    )
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    monkeypatch.delenv("PREFECT_PROFILE", raising=False)
+    monkeypatch.delenv("PREFECT_PROFILES_PATH", raising=False)
+    assert prefect_env._profile_api_url() == "http://10.0.0.9:4200/api"
+    monkeypatch.setenv("PREFECT_PROFILE", "local")
+    assert prefect_env._profile_api_url() is None
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "none"))
+    assert prefect_env._profile_api_url() is None
