@@ -416,3 +416,15 @@ def test_load_spec_raises_for_the_api_too(project):
     assert [(i.line, i.path, i.message) for i in ei.value.issues] == [
         (7, "params.guidance_scale", "must be a finite number (got inf)")
     ]
+
+
+def test_a_toy_scene_refuses_a_huge_seed_and_a_non_finite_speed() -> None:
+    import pydantic
+
+    from toyworld.scene import ToyScene
+
+    obj = {"shape": "circle", "colour": "red"}
+    with pytest.raises(pydantic.ValidationError, match="seed"):
+        ToyScene(objects=[obj], seed=2**70)
+    with pytest.raises(pydantic.ValidationError, match="finite"):
+        ToyScene(objects=[{**obj, "speed": float("inf")}])

@@ -143,7 +143,7 @@ Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ToyObject(_Strict):
@@ -199,7 +199,12 @@ class ToyScene(_Strict):
     width: int = Field(64, ge=16, le=1024, description="Frame width in pixels.")
     height: int = Field(64, ge=16, le=1024, description="Frame height in pixels.")
     fps: float = Field(8.0, gt=0.0, le=240.0, description="Frame rate of the written video.")
-    seed: int = Field(0, ge=0, description="Seed for everything left unspecified (start points, circle phases).")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=2**63 - 1,
+        description="Seed for everything left unspecified (start points, circle phases); below 2^63.",
+    )
 
     @model_validator(mode="after")
     def _visible_colours(self) -> ToyScene:
