@@ -31,7 +31,7 @@ import yaml
 
 from recut.outputs import materialize
 from recut.plan import build_plan
-from recut.runner import StageRunner
+from recut.runner import StageRunner, run_plan
 from recut.spec import load_spec
 from recut.store import Store
 from toyworld import scene as toy
@@ -79,12 +79,12 @@ def run(spec: dict[str, Any], name: str) -> list[dict[str, Any]]:
     spec = {"outputs": {"dir": str(ROOT / "out" / name), "formats": ["npy"]}, **spec}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     plan = build_plan([load_spec(path)], STORE)
-    refs = {}
-    for node in plan.ordered():
-        t0 = time.perf_counter()
-        refs[node.key] = RUNNER.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(STORE.root)))
+
+    def timed(node: Any, ref: Any, seconds: float) -> None:
         if not node.cached:
-            TIMES.setdefault(f"{node.method}.{node.stage.name}", []).append(time.perf_counter() - t0)
+            TIMES.setdefault(f"{node.method}.{node.stage.name}", []).append(seconds)
+
+    refs = run_plan(plan, STORE.root, RUNNER, timed)
     sp = plan.specs[0]
     summary = materialize(sp, refs, {n.stage.name: n.kind for n in plan.ordered()})
     rows = []

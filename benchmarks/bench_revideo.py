@@ -33,7 +33,7 @@ import yaml
 from recut import video
 from recut.outputs import materialize
 from recut.plan import build_plan
-from recut.runner import StageRunner
+from recut.runner import StageRunner, run_plan
 from recut.spec import load_spec
 from recut.store import Store
 from toyworld import scene as toy
@@ -115,9 +115,7 @@ def run(spec: dict[str, Any], name: str) -> list[dict[str, Any]]:
     spec = {"outputs": {"dir": str(ROOT / "out" / name), "formats": ["npy"]}, **spec}
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     plan = build_plan([load_spec(path)], STORE)
-    refs = {}
-    for node in plan.ordered():
-        refs[node.key] = RUNNER.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(STORE.root)))
+    refs = run_plan(plan, STORE.root, RUNNER)
     sp = plan.specs[0]
     summary = materialize(sp, refs, {n.stage.name: n.kind for n in plan.ordered()})
     rows = []

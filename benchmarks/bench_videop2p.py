@@ -344,26 +344,25 @@ def _stage_spec(folder: Path, colours: tuple[str, ...], name: str, spec_colours:
 
 def run_spec(path: Path, store_root: Path) -> dict[str, Any]:
     from recut.plan import build_plan
-    from recut.runner import StageRunner
+    from recut.runner import run_plan
     from recut.spec import load_spec
     from recut.store import Store
 
     store = Store(store_root)
     plan = build_plan([load_spec(path)], store)
-    runner = StageRunner()
-    refs: dict[str, Any] = {}
     computed: dict[str, int] = {}
     stage_seconds: dict[str, float] = {}
     labels = []
     t0 = time.perf_counter()
-    for node in plan.ordered():
-        ts = time.perf_counter()
-        refs[node.key] = runner.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(store_root)))
+
+    def count(node: Any, ref: Any, seconds: float) -> None:
         if not node.cached:
             name = node.stage.name
             computed[name] = computed.get(name, 0) + 1
-            stage_seconds[name] = round(stage_seconds.get(name, 0.0) + time.perf_counter() - ts, 1)
+            stage_seconds[name] = round(stage_seconds.get(name, 0.0) + seconds, 1)
             labels.append(node.label)
+
+    run_plan(plan, store_root, on_node=count)
     return {
         "seconds": round(time.perf_counter() - t0, 1),
         "computed": computed,

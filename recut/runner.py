@@ -11,6 +11,7 @@ import errno
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,25 @@ class StageRunner:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def run_plan(
+    plan: Any,
+    store_root: str | Path,
+    runner: StageRunner | None = None,
+    on_node: Callable[[Any, ArtifactRef, float], None] | None = None,
+) -> dict[str, ArtifactRef]:
+    """Every node of ``plan`` (a :class:`recut.plan.Plan`) in graph order on one in-process runner, no
+    Prefect and no Ray: the flows' walk for tests, benchmarks and tools. ``{key: ref}``;
+    ``on_node(node, ref, seconds)`` after each node."""
+    runner = runner or StageRunner()
+    refs: dict[str, ArtifactRef] = {}
+    for node in plan.ordered():
+        t0 = time.perf_counter()
+        refs[node.key] = runner.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(store_root)))
+        if on_node is not None:
+            on_node(node, refs[node.key], time.perf_counter() - t0)
+    return refs
 
 
 def finish_video(out_dir: Path, meta: dict[str, Any], inputs: dict[str, ArtifactRef]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from engines.common.temporal import frames_mode
 from recut.cli import app
 from recut.models import REPO_ROOT
 from recut.plan import build_plan
-from recut.runner import StageRunner
+from recut.runner import run_plan
 from recut.spec import load_spec
 from recut.store import Store
 from tests.conftest import Project
@@ -121,10 +121,7 @@ def _run(spec_path: Path, store: Store) -> dict[str, Any]:
     from recut.outputs import materialize
 
     plan = build_plan([load_spec(spec_path)], store)
-    runner = StageRunner()
-    refs = {}
-    for node in plan.ordered():
-        refs[node.key] = runner.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(store.root)))
+    refs = run_plan(plan, store.root)
     kinds = {n.stage.name: n.kind for n in plan.ordered()}
     return {"plan": plan, "refs": refs, "summary": materialize(plan.specs[0], refs, kinds)}
 

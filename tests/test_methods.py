@@ -20,7 +20,7 @@ from recut.engine import Engine, Stage, StageContext, StageView, UndeclaredRead,
 from recut.outputs import materialize
 from recut.plan import build_plan
 from recut.registry import methods
-from recut.runner import StageRunner
+from recut.runner import StageRunner, run_plan
 from recut.spec import load_spec
 from recut.store import Store
 
@@ -86,10 +86,7 @@ def test_every_method_runs_its_examples_end_to_end(method: str, tmp_path: Path) 
         # 2. shrunk, it runs end to end through the StageRunner
         spec = load_spec(_shrunk(example, engine, tmp_path))
         plan = build_plan([spec], store)
-        refs = {}
-        for node in plan.ordered():
-            job = node.job({name: refs[key] for name, key in node.upstream.items()}, str(store.root))
-            refs[node.key] = runner.run(job)
+        refs = run_plan(plan, store.root, runner)
         kinds = {n.stage.name: n.kind for n in plan.ordered()}
         summary = materialize(plan.specs[0], refs, kinds)
         assert summary["outputs"], example.name

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from recut import prefect_env, workers
 from recut.cli import app
 from recut.plan import build_plan
-from recut.runner import StageRunner
+from recut.runner import run_plan
 from recut.spec import load_spec
 from recut.store import Store
 from tests.conftest import BASE_SPEC, Project
@@ -22,10 +22,7 @@ from tests.conftest import BASE_SPEC, Project
 
 def _compute_all(spec: Path, store: Path) -> None:
     """Fill the store in-process (no Prefect, no Ray)."""
-    plan = build_plan([load_spec(spec)], Store(store))
-    runner, refs = StageRunner(), {}
-    for node in plan.ordered():
-        refs[node.key] = runner.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(store)))
+    run_plan(build_plan([load_spec(spec)], Store(store)), store)
 
 
 @pytest.fixture

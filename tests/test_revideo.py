@@ -28,7 +28,7 @@ from engines.revideo.editing import (
 from recut.cli import app
 from recut.models import REPO_ROOT
 from recut.plan import build_plan
-from recut.runner import StageRunner
+from recut.runner import StageRunner, run_plan
 from recut.spec import load_spec
 from recut.store import Store
 from tests.conftest import Project
@@ -471,9 +471,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 def _run(spec: Path, runner: StageRunner, store: Store) -> dict[str, Any]:
     plan = build_plan([load_spec(spec)], store)
-    refs: dict[str, Any] = {}
-    for node in plan.ordered():
-        refs[node.key] = runner.run(node.job({n: refs[k] for n, k in node.upstream.items()}, str(store.root)))
+    refs = run_plan(plan, store.root, runner)
     dirs = {n.stage.name: refs[n.key].dir for n in plan.ordered()}
     meta = json.loads((dirs["sample"] / "ref.json").read_text())["meta"]
     return {"plan": plan, "dirs": dirs, "meta": meta, "frames": np.load(dirs["sample"] / "frames.npy")}

@@ -220,17 +220,16 @@ def test_four_edits_share_one_finetune_and_inversion(project: Path) -> None:
 
 
 def _run(path: Path, store_root: Path) -> tuple[list[str], dict[str, object]]:
-    from recut.runner import StageRunner
+    from recut.runner import run_plan
 
     store = Store(store_root)
     plan = build_plan([load_spec(path)], store)
-    runner = StageRunner()
-    refs: dict[str, object] = {}
-    computed = []
-    for node in plan.ordered():
-        refs[node.key] = runner.run(node.job({k: refs[v] for k, v in node.upstream.items()}, str(store_root)))
-        if not node.cached:
-            computed.append(f"{node.stage.name}[{node.instances[0].edit}]" if node.stage.per_edit else node.stage.name)
+    refs = run_plan(plan, store_root)
+    computed = [
+        f"{n.stage.name}[{n.instances[0].edit}]" if n.stage.per_edit else n.stage.name
+        for n in plan.ordered()
+        if not n.cached
+    ]
     return computed, {n.label: refs[n.key] for n in plan.ordered()}
 
 
