@@ -181,3 +181,29 @@ def load_tree(folder: Path, name: str) -> Any:
         return x
 
     return build(json.loads((Path(folder) / f"{name}.json").read_text()))
+
+
+def write_model_folder(
+    out: Path,
+    fill: Any,
+    links: dict[str, Path] | None = None,
+    index: dict[str, Any] | None = None,
+) -> None:
+    """Write the model folder ``out`` whole: ``fill(staging)`` writes into a sibling staging folder,
+    each of ``links`` (name -> folder) becomes a relative symlink, ``index`` becomes model_index.json;
+    then the staging folder replaces ``out`` (:func:`recut.store.swap_in_folder`: a kill at any point
+    leaves one whole folder)."""
+    import os
+    import shutil
+
+    from recut.store import swap_in_folder
+
+    staging = out.with_name(out.name + ".saving")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    fill(staging)
+    for name, target in (links or {}).items():
+        os.symlink(os.path.relpath(target, out.resolve()), staging / name)
+    if index is not None:
+        (staging / "model_index.json").write_text(json.dumps(index, indent=1))
+    swap_in_folder(staging, out)

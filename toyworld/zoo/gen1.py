@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -56,7 +54,7 @@ from engines.common.temporal import frames_mode
 from toyworld import judge
 from toyworld import scene as toy
 from toyworld.zoo import t2i, t2v
-from toyworld.zoo._util import load_checkpoint, log, save_checkpoint, set_threads, write_info
+from toyworld.zoo._util import load_checkpoint, log, save_checkpoint, set_threads, write_info, write_model_folder
 
 TOY = t2i.TOY_ROOT
 DEFAULT_OUT = TOY / "gen1"
@@ -295,14 +293,13 @@ def save_model(out: Path, unet: Any, proj: ContentProjection, prior: EmbeddingPr
     text encoder, tokenizer and VAE, and to the toy CLIP and depth (the engine's content and structure)."""
     from diffusers import DDIMScheduler
 
-    tmp = out.with_name(out.name + ".saving")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    unet.to(torch.float16).save_pretrained(tmp / "unet")
-    unet.to(torch.float32)
-    proj.save_pretrained(tmp / "content_projection")
-    prior.save_pretrained(tmp / "prior")
-    DDIMScheduler.from_pretrained(T2V_DIR / "scheduler").save_pretrained(tmp / "scheduler")
+    def fill(tmp: Path) -> None:
+        unet.to(torch.float16).save_pretrained(tmp / "unet")
+        unet.to(torch.float32)
+        proj.save_pretrained(tmp / "content_projection")
+        prior.save_pretrained(tmp / "prior")
+        DDIMScheduler.from_pretrained(T2V_DIR / "scheduler").save_pretrained(tmp / "scheduler")
+
     links = {
         "text_encoder": "t2v_text_encoder",
         "tokenizer": "tokenizer",
@@ -310,8 +307,6 @@ def save_model(out: Path, unet: Any, proj: ContentProjection, prior: EmbeddingPr
         "clip": "clip",
         "depth": "depth",
     }
-    for name, folder in links.items():
-        os.symlink(os.path.relpath(TOY / folder, out.resolve()), tmp / name)
     index = {
         "_class_name": "Gen1",
         "unet": ["diffusers", "UNet3DConditionModel"],
@@ -324,10 +319,7 @@ def save_model(out: Path, unet: Any, proj: ContentProjection, prior: EmbeddingPr
         "clip": ["transformers", "CLIPModel"],
         "depth": ["transformers", "DPTForDepthEstimation"],
     }
-    (tmp / "model_index.json").write_text(json.dumps(index, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    write_model_folder(out, fill, {name: TOY / folder for name, folder in links.items()}, index)
 
 
 def export_checkpoint(

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -46,7 +44,15 @@ from engines.common.tracks import Tracks, motion_maps, sample_tracks
 from engines.revideo.control import ControlModule, temporal_kv_names
 from toyworld import scene as toy
 from toyworld.zoo import svd, t2i
-from toyworld.zoo._util import load_checkpoint, log, lr_at, save_checkpoint, set_threads, write_info
+from toyworld.zoo._util import (
+    load_checkpoint,
+    log,
+    lr_at,
+    save_checkpoint,
+    set_threads,
+    write_info,
+    write_model_folder,
+)
 
 TOY = t2i.TOY_ROOT
 WORK = TOY / "revideo.work"
@@ -344,42 +350,33 @@ def _refused(control: ControlModule, unet: Any, fusion: str) -> ControlModule:
     return new
 
 
-def save_stage(out: Path, control: ControlModule, unet: Any) -> None:
+def _write_control(folder: Path, control: ControlModule, unet: Any, dtype: torch.dtype) -> None:
+    """``control`` and ``base_kv.safetensors`` (the base's temporal K/V) in ``dtype``."""
     from engines.common.finetune import save_delta
 
-    tmp = out.with_name(out.name + ".saving")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    control.save_pretrained(tmp / "control")
+    control.to(dtype).save_pretrained(folder / "control")
+    control.float()
     named = dict(unet.named_parameters())
-    save_delta(
-        {n: named[n] for n in temporal_kv_names(unet)}, tmp / "base_kv.safetensors", {"part": "base temporal K/V"}
-    )
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    kv = {n: named[n].detach().to(dtype) for n in temporal_kv_names(unet)}
+    save_delta(kv, folder / "base_kv.safetensors", {"part": "base temporal K/V"})  # type: ignore[arg-type]
+
+
+def save_stage(out: Path, control: ControlModule, unet: Any) -> None:
+    """A stage's output (float32, the next stage starts from it)."""
+    write_model_folder(out, lambda tmp: _write_control(tmp, control, unet, torch.float32))
 
 
 def export(out: Path, control: ControlModule, unet: Any, svd_dir: Path) -> None:
     """The model folder: ``control`` (float16), ``base_kv.safetensors`` and links to the SVD's parts."""
-    from engines.common.finetune import save_delta
-
-    tmp = out.with_name(out.name + ".saving")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    control.to(torch.float16).save_pretrained(tmp / "control")
-    control.float()
-    named = dict(unet.named_parameters())
-    kv = {n: named[n].detach().to(torch.float16) for n in temporal_kv_names(unet)}
-    save_delta(kv, tmp / "base_kv.safetensors", {"part": "base temporal K/V"})  # type: ignore[arg-type]
-    for name in ("unet", "vae", "image_encoder", "feature_extractor", "scheduler"):
-        os.symlink(os.path.relpath((svd_dir / name).resolve(), out.resolve()), tmp / name)
+    parts = ("unet", "vae", "image_encoder", "feature_extractor", "scheduler")
     index = json.loads((svd_dir / "model_index.json").read_text())
     index |= {"_class_name": "ReVideo", "control": ["engines.revideo.control", "ControlModule"]}
-    (tmp / "model_index.json").write_text(json.dumps(index, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    write_model_folder(
+        out,
+        lambda tmp: _write_control(tmp, control, unet, torch.float16),
+        {name: (svd_dir / name).resolve() for name in parts},
+        index,
+    )
 
 
 # --------------------------------------------------------------------------- check

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -40,7 +38,15 @@ from engines.common.svd import I2VSettings, SVDComponents, decode, image_embeddi
 from toyworld import judge
 from toyworld import scene as toy
 from toyworld.zoo import t2i
-from toyworld.zoo._util import load_checkpoint, log, lr_at, save_checkpoint, set_threads, write_info
+from toyworld.zoo._util import (
+    load_checkpoint,
+    log,
+    lr_at,
+    save_checkpoint,
+    set_threads,
+    write_info,
+    write_model_folder,
+)
 
 TOY = t2i.TOY_ROOT
 DEFAULT_OUT = TOY / "svd"
@@ -255,14 +261,12 @@ def save_model(out: Path, unet: Any) -> None:
     scheduler, with links to the toy VAE and CLIP."""
     from diffusers import EulerDiscreteScheduler
 
-    tmp = out.with_name(out.name + ".saving")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    unet.to(torch.float16).save_pretrained(tmp / "unet")
-    unet.to(torch.float32)
-    EulerDiscreteScheduler.from_config(SCHEDULER).save_pretrained(tmp / "scheduler")
-    for name, folder in (("vae", "vae"), ("image_encoder", "clip"), ("feature_extractor", "clip")):
-        os.symlink(os.path.relpath(TOY / folder, out.resolve()), tmp / name)
+    def fill(tmp: Path) -> None:
+        unet.to(torch.float16).save_pretrained(tmp / "unet")
+        unet.to(torch.float32)
+        EulerDiscreteScheduler.from_config(SCHEDULER).save_pretrained(tmp / "scheduler")
+
+    links = {"vae": TOY / "vae", "image_encoder": TOY / "clip", "feature_extractor": TOY / "clip"}
     index = {
         "_class_name": "StableVideoDiffusionPipeline",
         "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
@@ -271,10 +275,7 @@ def save_model(out: Path, unet: Any) -> None:
         "feature_extractor": ["transformers", "CLIPImageProcessor"],
         "scheduler": ["diffusers", "EulerDiscreteScheduler"],
     }
-    (tmp / "model_index.json").write_text(json.dumps(index, indent=1))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    write_model_folder(out, fill, links, index)
 
 
 def load(folder: str | Path = DEFAULT_OUT) -> SVDComponents:
