@@ -35,11 +35,12 @@ SVD_SCHEDULER = {
 
 def build_tiny_revideo(out_dir: Path = DEFAULT_OUT, seed: int = 0) -> None:
     import torch
-    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNetSpatioTemporalConditionModel
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from engines.common.finetune import save_delta
     from engines.revideo.control import ControlModule, temporal_kv_names
+    from toyworld.zoo.svd import build_unet
 
     out_dir = Path(out_dir)
     staging = out_dir / ".revideo.tmp"
@@ -47,20 +48,7 @@ def build_tiny_revideo(out_dir: Path = DEFAULT_OUT, seed: int = 0) -> None:
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     torch.manual_seed(seed + 11)
-    unet = UNetSpatioTemporalConditionModel(
-        sample_size=16,
-        in_channels=8,
-        out_channels=4,
-        down_block_types=("DownBlockSpatioTemporal", "CrossAttnDownBlockSpatioTemporal"),
-        up_block_types=("CrossAttnUpBlockSpatioTemporal", "UpBlockSpatioTemporal"),
-        block_out_channels=(32, 32),
-        addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=24,
-        layers_per_block=1,
-        cross_attention_dim=32,
-        num_attention_heads=(2, 2),
-        num_frames=4,
-    ).eval()
+    unet = build_unet(32, frames=4, time_id_dim=8).eval()
     unet.to(torch.float16).save_pretrained(staging / "unet")  # float16 on disk: half the bytes
     vae = AutoencoderKLTemporalDecoder(
         block_out_channels=(32, 32, 32),

@@ -167,7 +167,9 @@ def edm_loss(
 # --------------------------------------------------------------------------- the model
 
 
-def build_unet(cross_dim: int) -> Any:
+def build_unet(cross_dim: int, frames: int = FRAMES, time_id_dim: int = 16) -> Any:
+    """The toy SVD's UNet (also the tiny-random one's, with its own sizes): channels 32/32, attention
+    at the 8x8 level and in the mid block; each of the 3 added time ids embedded in ``time_id_dim``."""
     from diffusers import UNetSpatioTemporalConditionModel
 
     return UNetSpatioTemporalConditionModel(
@@ -177,13 +179,13 @@ def build_unet(cross_dim: int) -> Any:
         down_block_types=("DownBlockSpatioTemporal", "CrossAttnDownBlockSpatioTemporal"),
         up_block_types=("CrossAttnUpBlockSpatioTemporal", "UpBlockSpatioTemporal"),
         block_out_channels=(32, 32),
-        addition_time_embed_dim=16,
-        projection_class_embeddings_input_dim=48,
+        addition_time_embed_dim=time_id_dim,
+        projection_class_embeddings_input_dim=3 * time_id_dim,
         layers_per_block=1,
         cross_attention_dim=cross_dim,
         transformer_layers_per_block=1,
         num_attention_heads=(2, 2),
-        num_frames=FRAMES,
+        num_frames=frames,
     )
 
 
