@@ -74,11 +74,3 @@ def media_problem(path: Path) -> str | None:
         return None
     except video.MediaError:
         return first
-
-
-def outside_root(spec: Any, path: Path) -> str | None:
-    """Why ``path`` may not be used (outside the project root), or None."""
-    root = spec.root
-    if root is not None and not spec.allow_outside_root and not path.resolve().is_relative_to(root.resolve()):
-        return f"{path} is outside the project root {root}; set `allow_outside_root: true` to allow it"
-    return None

@@ -14,7 +14,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from engines.common.checks import input_shape, outside_root, resolved_params
+from engines.common.checks import input_shape, resolved_params
 from engines.revideo.params import ReVideoParams
 from recut.engine import spec_file
 
@@ -63,10 +63,7 @@ def _region(mask: dict[str, Any], h: int, w: int) -> np.ndarray | None:
 def _mask_file(
     spec: Any, field: str, value: str, t: int | None, h: int | None, w: int | None
 ) -> tuple[list[tuple[str, str]], np.ndarray | None]:
-    p = spec_file(spec.source, value)
-    problem = outside_root(spec, p)
-    if problem:
-        return [(field, problem)], None
+    p = spec_file(spec.source, value)  # inside the project: recut.spec checks file params before this
     if not p.is_file():
         return [(field, f"{p} not found")], None
     try:
@@ -139,14 +136,13 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
             c = area["content"]
             if c is not None and c["image"] is not None:
                 p = spec_file(spec.source, c["image"])
-                problem = outside_root(spec, p)
-                if problem is None:
-                    try:
-                        img = video.read_image(p)
-                        if h is not None and w is not None and img.shape[:2] != (h, w):
-                            problem = f"{p.name} is {img.shape[1]}x{img.shape[0]}, the frames are {w}x{h}"
-                    except video.MediaError as exc:
-                        problem = str(exc)
+                problem = None
+                try:
+                    img = video.read_image(p)
+                    if h is not None and w is not None and img.shape[:2] != (h, w):
+                        problem = f"{p.name} is {img.shape[1]}x{img.shape[0]}, the frames are {w}x{h}"
+                except video.MediaError as exc:
+                    problem = str(exc)
                 if problem:
                     issues[(f"{at}.content.image", problem)] = None
             # 4. the trajectory
