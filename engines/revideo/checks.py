@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from engines.common.checks import input_shape, resolved_params
+from engines.revideo.editing import drawn_region, grown
 from engines.revideo.params import ReVideoParams
 from recut.engine import spec_file
 
@@ -35,29 +35,6 @@ def model_facts(spec: Any) -> tuple[int | None, int | None]:
         return frames, None
     v = json.loads(vae.read_text())
     return frames, 2 ** (len(v["block_out_channels"]) - 1) * 2 ** (len(u["block_out_channels"]) - 1)
-
-
-def _dilated(region: np.ndarray, d: int) -> np.ndarray:
-    if not d:
-        return region
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
-    flat = region.reshape(-1, *region.shape[-2:])
-    out = np.stack([cv2.dilate(m.astype(np.uint8), kernel).astype(bool) for m in flat])
-    return out.reshape(region.shape)
-
-
-def _region(mask: dict[str, Any], h: int, w: int) -> np.ndarray | None:
-    """The area on frame 0 as validation can draw it (polygon, box), else None."""
-    if mask.get("polygon") is not None:
-        img = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(img, [np.rint(np.asarray(mask["polygon"], np.float64)).astype(np.int32)], 1)
-        return img.astype(bool)
-    if mask.get("box") is not None:
-        x0, y0, x1, y1 = mask["box"]
-        img = np.zeros((h, w), bool)
-        img[round(y0) : round(y1), round(x0) : round(x1)] = True
-        return img
-    return None
 
 
 def _mask_file(
@@ -126,12 +103,12 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
                 for j, (x, y) in enumerate(m["polygon"] or []):
                     if not (0 <= x <= w and 0 <= y <= h):
                         issues[(f"{at}.mask.polygon.{j}", f"[{x}, {y}] is outside the {w}x{h} frames")] = None
-                drawn = _region(m, h, w)
+                drawn = drawn_region(m, h, w)
                 if drawn is not None and not drawn.any():
                     issues[(f"{at}.mask", "the area covers no pixel of the frames")] = None
                 region = drawn if drawn is not None else region
             if region is not None:
-                region = _dilated(region, int(m["dilate"]))
+                region = grown(region, int(m["dilate"]))
             # 3. the content image
             c = area["content"]
             if c is not None and c["image"] is not None:

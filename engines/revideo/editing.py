@@ -12,6 +12,29 @@ import numpy as np
 from engines.common.tracks import Tracks, drawn_path, motion_maps, sample_tracks
 
 
+def drawn_region(mask: dict[str, Any], h: int, w: int) -> np.ndarray | None:
+    """``[H, W]`` bool of a ``polygon`` or ``box`` mask (None for the other kinds)."""
+    if mask.get("polygon") is not None:
+        img = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(img, [np.rint(np.asarray(mask["polygon"], np.float64)).astype(np.int32)], 1)
+        return img.astype(bool)
+    if mask.get("box") is not None:
+        x0, y0, x1, y1 = mask["box"]
+        img = np.zeros((h, w), bool)
+        img[round(y0) : round(y1), round(x0) : round(x1)] = True
+        return img
+    return None
+
+
+def grown(region: np.ndarray, d: int) -> np.ndarray:
+    """``region`` (``[H, W]`` or ``[T, H, W]`` bool) dilated by ``d`` pixels (an ellipse)."""
+    if not d:
+        return region
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+    flat = region.reshape(-1, *region.shape[-2:])
+    return np.stack([cv2.dilate(m.astype(np.uint8), kernel).astype(bool) for m in flat]).reshape(region.shape)
+
+
 def area_mask(mask: dict[str, Any], file: str | None, pre_dir: Path, shape: tuple[int, int, int]) -> np.ndarray:
     """``[T, H, W]`` bool, True inside the area: a .npy, a polygon, a box or a toy object's trail,
     grown by ``dilate`` pixels."""
@@ -22,15 +45,8 @@ def area_mask(mask: dict[str, Any], file: str | None, pre_dir: Path, shape: tupl
         region = np.load(file, allow_pickle=False).astype(bool)
         if region.ndim == 2:
             region = np.repeat(region[None], t, axis=0)
-    elif mask.get("polygon") is not None:
-        img = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(img, [np.rint(np.asarray(mask["polygon"], np.float64)).astype(np.int32)], 1)
-        region = np.repeat(img.astype(bool)[None], t, axis=0)
-    elif mask.get("box") is not None:
-        x0, y0, x1, y1 = mask["box"]
-        img = np.zeros((h, w), bool)
-        img[round(y0) : round(y1), round(x0) : round(x1)] = True
-        region = np.repeat(img[None], t, axis=0)
+    elif (drawn := drawn_region(mask, h, w)) is not None:
+        region = np.repeat(drawn[None], t, axis=0)
     else:
         from toyworld import scene as toy  # a toy input's ground truth: where its object goes
 
@@ -41,11 +57,7 @@ def area_mask(mask: dict[str, Any], file: str | None, pre_dir: Path, shape: tupl
         region = np.repeat(truth.full_masks[:, k].any(0)[None], t, axis=0)
     if region.shape != (t, h, w):
         raise ValueError(f"mask: the mask is {list(region.shape)}, the frames are [{t}, {h}, {w}]")
-    d = int(mask.get("dilate") or 0)
-    if d:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
-        region = np.stack([cv2.dilate(m.astype(np.uint8), kernel).astype(bool) for m in region])
-    return region
+    return grown(region, int(mask.get("dilate") or 0))
 
 
 def first_frame(frame0: np.ndarray, masks: np.ndarray, contents: list[np.ndarray | None]) -> np.ndarray:
