@@ -202,7 +202,7 @@ def run(
 ) -> None:
     """Run specs as a Prefect flow on Ray workers; outputs land in each spec's output dir."""
     t_start = time.perf_counter()
-    _load_all(specs)  # validate at the edge, before anything starts
+    loaded = _load_all(specs)  # validate at the edge, before anything starts
     from recut import prefect_env
 
     mode = prefect_env.configure()
@@ -211,7 +211,7 @@ def run(
 
     root = _store_root(specs, store)
     try:
-        planned = build_plan([load_spec(p) for p in specs], Store(root), set(force or ()))
+        planned = build_plan(loaded, Store(root), set(force or ()))
     except ValueError as exc:
         err.print(f"error: {exc}", markup=False)
         raise _Exit(2) from None
