@@ -9,19 +9,19 @@ Shared by the `edit` and `batch` flows. Reads top to bottom:
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from prefect import allow_failure
 
 from recut import dvc as dvc_glue
-from recut.outputs import materialize, write_summary
+from recut.outputs import write_outputs
 from recut.plan import build_plan, default_store_root
+from recut.runner import StageResult
 from recut.spec import load_spec
 from recut.store import Store
 from tasks import TASKS
-from tasks._stage import RunContext, StageResult, UpstreamFailed
+from tasks._stage import RunContext, UpstreamFailed
 
 
 def run_specs(
@@ -46,22 +46,15 @@ def run_specs(
     results: dict[str, StageResult] = {k: r for k, r in done.items() if isinstance(r, StageResult)}
     errors = {k: r for k, r in done.items() if not isinstance(r, StageResult)}
     # 5. outputs of every edit whose stages all succeeded
-    kinds = {n.stage.name: n.kind for n in plan.ordered()}
     refs = {k: r.ref for k, r in results.items()}
     stages = [results[n.key].to_json() for n in plan.ordered() if n.key in results]
-    spec_summaries = []
-    failed: list[dict[str, str]] = []
-    for sp in plan.specs:
-        good = {i: c for i, c in sp.chains.items() if not set(c.values()) & errors.keys()}
-        for inst, chain in sp.chains.items():
-            if inst not in good:
-                failed.append(_failure(sp.path, inst.label, chain, plan, errors))
-        summary = materialize(replace(sp, chains=good), refs, kinds)
-        keys = {k for chain in sp.chains.values() for k in chain.values()}
-        summary["stages"] = [s for s in stages if s["key"] in keys]
-        summary["failed"] = [f for f in failed if f["spec"] == sp.path]
-        write_summary(sp.output_dir, summary)
-        spec_summaries.append(summary)
+    failed = [
+        _failure(sp.path, inst.label, chain, plan, errors)
+        for sp in plan.specs
+        for inst, chain in sp.chains.items()
+        if set(chain.values()) & errors.keys()
+    ]
+    spec_summaries = write_outputs(plan, refs, stages, failed)
     # 6. dashboard
     _publish(spec_summaries)
     # 7. DVC, once, from the driver

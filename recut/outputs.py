@@ -208,45 +208,50 @@ def tracked_summary(out_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+def write_outputs(
+    plan: Any,
+    refs: dict[str, ArtifactRef],
+    stages: list[dict[str, Any]],
+    failed: list[dict[str, str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Each spec's outputs for every edit whose stages all have a ref (the others failed), and its
+    summary.json; returns the summaries (``stages``: the run's stage records; ``failed``: per output)."""
+    from dataclasses import replace
+
+    kinds = {n.stage.name: n.kind for n in plan.ordered()}
+    summaries = []
+    for sp in plan.specs:
+        good = {i: c for i, c in sp.chains.items() if all(k in refs for k in c.values())}
+        summary = materialize(replace(sp, chains=good), refs, kinds)
+        keys = {k for chain in sp.chains.values() for k in chain.values()}
+        summary["stages"] = [s for s in stages if s["key"] in keys]
+        summary["failed"] = [f for f in failed or [] if f["spec"] == sp.path]
+        write_summary(sp.output_dir, summary)
+        summaries.append(summary)
+    return summaries
+
+
 def finish_cached(plan: Any, store: Any) -> dict[str, Any]:
     """A run whose every stage is in the store: put the outputs in place from the store, without
     Prefect, Ray or DVC (nothing is computed, so nothing new needs recording). The same summary shape
     as the flows return."""
+    from recut.runner import StageResult
+
+    stages = []
     refs = {}
     for n in plan.ordered():
         ref = store.get(n.kind, n.key)
         if ref is None:  # gone since planning (another run's gc, a corrupt entry): take the full path
             raise LookupError(f"stage {n.label} [{n.key[:8]}] is no longer in the store")
         refs[n.key] = ref
-    kinds = {n.stage.name: n.kind for n in plan.ordered()}
-    stages = [
-        {
-            "stage": n.stage.name,
-            "kind": n.kind,
-            "label": n.label,
-            "key": n.key,
-            "status": "cached",
-            "seconds": 0.0,
-            "wall_seconds": 0.0,
-            "artifacts": {name: str(refs[n.key].file(name)) for name in sorted(refs[n.key].files)},
-            "outputs": [i.label for i in n.instances],
-        }
-        for n in plan.ordered()
-    ]
-    specs = []
-    for sp in plan.specs:
-        summary = materialize(sp, refs, kinds)
-        keys = {k for chain in sp.chains.values() for k in chain.values()}
-        summary["stages"] = [s for s in stages if s["key"] in keys]
-        summary["failed"] = []
-        write_summary(sp.output_dir, summary)
-        specs.append(summary)
+        res = StageResult(n.key, n.stage.name, n.kind, n.label, "cached", 0.0, ref, [i.label for i in n.instances])
+        stages.append(res.to_json())
     return {
         "store": str(store.root),
         "computed": 0,
         "cached": len(stages),
         "stages": stages,
-        "specs": specs,
+        "specs": write_outputs(plan, refs, stages),
         "failed": [],
         "dvc": "nothing new to record (every stage was cached)",
     }

@@ -8,7 +8,7 @@ which writes the artifact atomically.  Only refs cross task boundaries.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +17,13 @@ from prefect.cache_policies import NONE
 
 from recut import progress
 from recut.plan import Node
-from recut.store import ArtifactRef, Store
+from recut.runner import StageResult
+from recut.store import Store
 
 
 @dataclass(frozen=True)
 class RunContext:
     store_root: str
-
-
-@dataclass
-class StageResult:
-    key: str
-    stage: str
-    kind: str
-    label: str
-    status: str  # "computed" | "cached"
-    #: Compute time of the stage itself (from the artifact); 0 for a cache hit.
-    seconds: float
-    ref: ArtifactRef
-    instances: list[str] = field(default_factory=list)
-    #: Time the task took end to end, including waiting for a free worker.
-    wall_seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage,
-            "kind": self.kind,
-            "label": self.label,
-            "key": self.key,
-            "status": self.status,
-            "seconds": round(self.seconds, 4),
-            "wall_seconds": round(self.wall_seconds, 4),
-            "artifacts": {name: str(self.ref.file(name)) for name in sorted(self.ref.files)},
-            "outputs": self.instances,
-        }
 
 
 class StageFailed(RuntimeError):
