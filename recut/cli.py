@@ -415,17 +415,6 @@ def metrics() -> None:
             out.print(f"   also reports {', '.join(m.outputs)}", markup=False)
 
 
-@app.command("dvc-stages")
-@_guard
-def dvc_stages() -> None:
-    """Regenerate dvc.yaml: one `recut run` stage per spec under specs/."""
-    from recut.dvc import write_dvc_yaml
-
-    root = find_project_root(Path.cwd())
-    path = write_dvc_yaml(root)
-    out.print(f"wrote {path}", markup=False)
-
-
 @app.command()
 @_guard
 def dashboard(

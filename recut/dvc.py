@@ -1,15 +1,26 @@
-"""DVC glue: version the artifact store and every spec's outputs.
+"""DVC glue: version the artifact store and every spec's outputs, in a layout that merges.
 
-- The store (``.recut/store``) is one DVC-tracked folder (``.recut/store.dvc``):
-  after a run the driver calls ``dvc add`` once, so ``dvc push`` shares every
-  intermediate artifact and a clone that runs ``dvc pull`` recomputes nothing.
-- ``dvc.yaml`` holds one stage per spec under ``specs/`` whose cmd is
-  ``recut run <spec>`` and whose out is the spec's output folder; after a
-  plain ``recut run`` the driver ``dvc commit``s that stage, so
-  ``git checkout <rev> && dvc checkout`` restores that revision's outputs.
+- Every store entry (``.recut/store/<kind>/<xx>/<key>/``) has its own pointer,
+  ``<key>.dvc`` beside it, and every spec's output folder has its own
+  ``<folder>.dvc``. Two branches that ran different specs add different
+  pointer files, so git merges them without a conflict; an entry both ran has
+  the same key, and the same pointer wherever its bytes are the same.
+- After a run the driver calls ``dvc add`` once, for the run's entries and
+  output folders: ``dvc push`` shares every intermediate artifact, a clone that
+  runs ``dvc pull`` recomputes nothing, and ``git checkout <rev> && dvc
+  checkout`` restores that revision's outputs.
+- git ignores the entries through fixed pattern files that DVC then leaves alone:
+  ``.recut/store/.gitignore`` (``tmp/``, ``quarantine/``) and, in each shard folder
+  ``<kind>/<xx>/``, a ``.gitignore`` of ``/*/`` (the entry folders, not their
+  pointers; the same bytes on every branch). ``.gitattributes`` merges ``.gitignore``
+  files as a union of lines (the lines DVC adds for output folders).
+- ``dvc.yaml`` holds no stage per spec (only the toy zoo's training stages), so a
+  plain ``dvc pull`` in a clone has nothing it cannot restore.
+- An older layout (one ``.recut/store.dvc``, a ``recut-<spec>`` stage per spec in
+  ``dvc.yaml``) is converted on the first run that records: DVC's own ``remove``
+  drops those pointers (the data stays in the cache and the workspace).
 - Only the driver calls DVC, once per run. Inside ``dvc repro`` (DVC_STAGE is
-  set) recut does not call DVC at all: DVC holds the repo lock and records
-  the stage's outs itself.
+  set) recut does not call DVC at all: DVC holds the repo lock.
 """
 
 from __future__ import annotations
@@ -22,12 +33,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from recut.plan import Plan, default_output_dir
-from recut.spec import load_spec
+from recut.plan import Plan
+from recut.store import Store
 
 STORE_REL = ".recut/store"
+#: ``.recut/store/.gitignore``: never artifacts.
+STORE_GITIGNORE = "/tmp/\n/quarantine/\n"
+#: ``.recut/store/<kind>/<xx>/.gitignore``: the entry folders are DVC's, their ``<key>.dvc`` git's.
+#: (One pattern file per shard: a deeper pattern at the store root, ``/*/??/*/``, makes DVC's git
+#: matcher ignore the shard folders too, and DVC then never finds the pointers inside.)
+SHARD_GITIGNORE = "/*/\n"
+#: ``.gitattributes``: DVC appends a line per tracked output folder to its parent's ``.gitignore``;
+#: two branches' lines are both wanted, so git keeps the union instead of a conflict.
+UNION_ATTR = ".gitignore merge=union"
 
 
 def find_dvc_root(start: Path) -> Path | None:
@@ -38,50 +56,57 @@ def find_dvc_root(start: Path) -> Path | None:
     return None
 
 
-def stage_name(spec_path: Path, root: Path) -> str:
-    rel = spec_path.resolve().relative_to(root)
-    parts = list(rel.with_suffix("").parts)
-    if parts and parts[0] == "specs":
-        parts = parts[1:]
-    return "recut-" + "-".join(parts)
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
 
 
-def render_stage(spec_path: Path, root: Path) -> dict[str, Any]:
-    spec = load_spec(spec_path, check_files=False)
-    rel = spec_path.resolve().relative_to(root).as_posix()
-    deps = [rel]
-    for m in spec.input.media:
-        try:
-            deps.append(Path(m).resolve().relative_to(root).as_posix())
-        except ValueError:
-            continue
-    out = default_output_dir(spec).resolve().relative_to(root).as_posix()
-    return {"cmd": f"recut run {rel}", "deps": deps, "outs": [out]}
+def ensure_git_files(root: Path, store_root: Path, entries: list[Path]) -> None:
+    """Write the store's ``.gitignore`` files (its root's and each of ``entries``' shard's) and the
+    union merge line of ``.gitattributes``, each only when missing or different."""
+    for ignore, text in [(store_root / ".gitignore", STORE_GITIGNORE)] + [
+        (shard / ".gitignore", SHARD_GITIGNORE) for shard in sorted({e.parent for e in entries})
+    ]:
+        if not ignore.exists() or ignore.read_text() != text:
+            ignore.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(ignore, text)
+    attrs = root / ".gitattributes"
+    text = attrs.read_text() if attrs.exists() else ""
+    if UNION_ATTR not in text.splitlines():
+        _write_atomic(attrs, text + ("" if not text or text.endswith("\n") else "\n") + UNION_ATTR + "\n")
 
 
-def spec_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "specs").rglob("*.yaml") if p.is_file())
-
-
-def write_dvc_yaml(root: Path, specs: list[Path] | None = None) -> Path:
-    """Add/refresh a stage per spec in dvc.yaml, keeping any other stages."""
-    path = root / "dvc.yaml"
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = yaml.safe_load(path.read_text()) or {}
-    stages = data.setdefault("stages", {})
-    if specs is None:
-        specs = spec_files(root)
-        for name in [n for n in stages if n.startswith("recut-")]:
-            del stages[name]
-    for sp in specs:
-        stages[stage_name(sp, root)] = render_stage(sp, root)
-    text = "# Generated by `recut dvc-stages` (and kept current by `recut run`).\n"
-    text += yaml.safe_dump(data, sort_keys=False)
-    tmp = path.with_name(".dvc.yaml.tmp")
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-    return path
+
+
+def targets(store_root: Path, plan: Plan, root: Path) -> list[Path]:
+    """What a run records: its store entries that exist, then its output folders inside ``root``."""
+    store = Store(store_root)
+    entries = [store.final_dir(n.kind, n.key) for n in plan.ordered()]
+    outputs = [sp.output_dir for sp in plan.specs if _inside(sp.output_dir, root)]
+    return [p for p in entries + outputs if p.is_dir()]
+
+
+def _legacy_pointers(repo: Any, root: Path, store_root: Path, outputs: list[Path]) -> list[str]:
+    """The older layout's pointers that would overlap what this run adds: ``<store>.dvc`` and the
+    ``dvc.yaml`` stages whose outs hold one of ``outputs``."""
+    found = []
+    whole = store_root.with_name(store_root.name + ".dvc")
+    if whole.exists():
+        found.append(str(whole))
+    wanted = {p.resolve() for p in outputs}
+    for stage in repo.index.stages:
+        if stage.is_data_source or not stage.name:
+            continue
+        if any(Path(o.fs_path).resolve() in wanted for o in stage.outs):
+            found.append(f"{stage.path}:{stage.name}")
+    return found
 
 
 def _with_lock_retry(fn: Any, tries: int = 30) -> Any:
@@ -98,28 +123,21 @@ def _with_lock_retry(fn: Any, tries: int = 30) -> Any:
 
 
 def record(store_root: Path, plan: Plan) -> str:
-    """Record the store and the specs' outputs in DVC; returns a one-line note."""
+    """Record the run's store entries and the specs' outputs in DVC; returns a one-line note."""
     if os.environ.get("DVC_STAGE"):
         return f"inside `dvc repro` ({os.environ['DVC_STAGE']}): DVC records the outputs"
     root = find_dvc_root(store_root)
     if root is None:
         return "not a DVC repository (run `dvc init` to version artifacts)"
-    try:
-        store_rel = store_root.resolve().relative_to(root)
-    except ValueError:
+    store_root = store_root.resolve()
+    if not _inside(store_root, root):
         return f"store {store_root} is outside the DVC repository {root}; not recorded"
     from dvc.repo import Repo  # local: DVC takes ~0.3 s to import
 
-    specs = []
-    for sp in plan.specs:
-        p = Path(sp.path)
-        try:
-            p.relative_to(root / "specs")
-            specs.append(p)
-        except ValueError:
-            continue
-    if specs:
-        write_dvc_yaml(root, specs)
+    paths = targets(store_root, plan, root)
+    outputs = [p for p in paths if not _inside(p, store_root)]
+    ensure_git_files(root, store_root, [p for p in paths if p not in outputs])
+    converted: list[str] = []
 
     def _do() -> None:
         # DVC prints hints ("To track the changes with git ...") on stdout;
@@ -129,12 +147,18 @@ def record(store_root: Path, plan: Plan) -> str:
         dvc_log.setLevel(logging.WARNING)
         try:
             with contextlib.redirect_stdout(io.StringIO()), Repo(str(root)) as repo:
-                repo.add([str(store_rel)])
-                for p in specs:
-                    repo.commit(f"dvc.yaml:{stage_name(p, root)}", force=True)
+                for target in _legacy_pointers(repo, root, store_root, outputs):
+                    repo.remove(target)
+                    converted.append(target)
+                if paths:
+                    repo.add([str(p) for p in paths])
         finally:
             dvc_log.setLevel(level)
 
     _with_lock_retry(_do)
-    extra = f" and {len(specs)} spec stage(s)" if specs else ""
-    return f"recorded {store_rel}{extra} in DVC; `dvc push` shares them"
+    n_out = len(outputs)
+    note = f"recorded {len(paths) - n_out} store entr{'y' if len(paths) - n_out == 1 else 'ies'}"
+    note += f" and {n_out} output folder(s) in DVC (one .dvc each); `dvc push` shares them"
+    if converted:
+        note += f"; converted the older layout ({', '.join(converted)})"
+    return note

@@ -40,7 +40,7 @@ import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,9 @@ class ArtifactRef:
     files: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     stage: str = ""
-    created: float = 0.0
+    #: Compute seconds, on the ref :meth:`Store.commit` returns only: ``ref.json`` holds nothing
+    #: but what the artifact's bytes determine, so the same artifact has the same DVC pointer
+    #: on every machine and branch.
     seconds: float = 0.0
     #: name -> size in bytes of each file; empty in entries committed before sizes were recorded.
     sizes: dict[str, int] = field(default_factory=dict)
@@ -369,8 +371,6 @@ class Store:
             "sizes": sizes,
             "meta": meta or {},
             "stage": stage,
-            "created": time.time(),
-            "seconds": round(seconds, 4),
         }
         ref_tmp = tmp / REF_FILE
         with open(ref_tmp, "w") as f:
@@ -397,7 +397,7 @@ class Store:
         _fsync_dir(final.parent)
         ref = self.get(kind, key)
         assert ref is not None
-        return ref
+        return replace(ref, seconds=round(seconds, 4))
 
     def put(
         self,

@@ -1,4 +1,6 @@
-"""DVC round trip: push, clone + pull -> zero recomputation; checkout restores outputs; repro.
+"""DVC round trip: push, clone + plain `dvc pull` -> zero recomputation; checkout restores outputs;
+two branches that ran different specs merge without a conflict; the older one-pointer layout is
+converted.
 
 A real git + DVC repo in a temp folder, with a local directory remote.
 """
@@ -13,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from recut.cli import app
@@ -72,36 +73,44 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
+def pointers(repo: Path) -> list[str]:
+    return sorted(p.relative_to(repo).as_posix() for p in (repo / ".recut" / "store").rglob("*.dvc"))
+
+
 def test_push_clone_pull_runs_fully_cached(repo: Path, tmp_path: Path, prefect_api: str, monkeypatch) -> None:
+    (repo / "specs" / "never-run.yaml").write_text(SPEC.replace("a red square", "a green square"))
     first = recut_json(repo, monkeypatch, "run", "specs/edit.yaml")
     assert first["computed"] == 5
-    assert first["dvc"].startswith("recorded")
-    assert (repo / ".recut" / "store.dvc").exists()
-    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    assert stages["recut-edit"]["cmd"] == "recut run specs/edit.yaml"
-    assert stages["recut-edit"]["outs"] == ["outputs/edit"]
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
-    assert lock["stages"]["recut-edit"]["outs"][0]["path"] == "outputs/edit"
+    assert first["dvc"].startswith("recorded 5 store entries and 1 output folder(s)")
+    # one pointer per store entry and one per output folder; no stage per spec in dvc.yaml
+    keys = {s["key"] for s in first["stages"]}
+    assert {Path(p).stem for p in pointers(repo)} == keys
+    assert (repo / "outputs" / "edit.dvc").exists()
+    assert not (repo / ".recut" / "store.dvc").exists() and not (repo / "dvc.yaml").exists()
     # artifacts are not in git: only their DVC pointers are
     git(repo, "add", "-A")
     tracked = git(repo, "ls-files").split()
-    assert ".recut/store.dvc" in tracked and "dvc.lock" in tracked
-    assert not [t for t in tracked if t.startswith(".recut/store/") or t.startswith("outputs/edit/")]
+    assert set(pointers(repo)) <= set(tracked) and "outputs/edit.dvc" in tracked
+    assert ".gitattributes" in tracked and ".recut/store/.gitignore" in tracked
+    stray = [t for t in tracked if t.startswith((".recut/store/", "outputs/edit/")) and not t.endswith(".dvc")]
+    assert stray and all(t.endswith(".gitignore") for t in stray)
     git(repo, "commit", "-qm", "first edit")
     dvc(repo, "push", "-q")
 
     clone = tmp_path / "clone"
     sh("git", "clone", "-q", str(repo), str(clone), cwd=tmp_path)
-    dvc(clone, "pull", "-q")
+    dvc(clone, "pull")  # plain: exits 0 although specs/never-run.yaml never ran
     assert (clone / "outputs" / "edit" / "a.mp4").exists()
     planned = recut_json(clone, monkeypatch, "plan", "specs/edit.yaml")
     assert {s["status"] for s in planned["stages"]} == {"cached"}
     again = recut_json(clone, monkeypatch, "run", "specs/edit.yaml")
     assert again["computed"] == 0 and again["cached"] == 5
     assert (clone / "outputs" / "edit" / "a.mp4").read_bytes() == (repo / "outputs" / "edit" / "a.mp4").read_bytes()
+    changed = git(clone, "status", "--porcelain").split("\n")
+    assert not [c for c in changed if c.endswith((".dvc", ".gitignore", ".gitattributes"))]  # pointers unchanged
 
 
-def test_checkout_restores_older_outputs_and_repro_works(repo: Path, prefect_api: str, monkeypatch) -> None:
+def test_checkout_restores_older_outputs(repo: Path, prefect_api: str, monkeypatch) -> None:
     recut_json(repo, monkeypatch, "run", "specs/edit.yaml")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "v1")
@@ -122,12 +131,57 @@ def test_checkout_restores_older_outputs_and_repro_works(repo: Path, prefect_api
     git(repo, "checkout", "-q", "main")
     dvc(repo, "checkout", "-q")
     assert (repo / "outputs" / "edit" / "b.mp4").read_bytes() == v2_b
-
-    # dvc repro: the stage's cmd is `recut run`; everything is in the store already
-    spec.write_text(SPEC.replace("a blue square", "a pink square") + "# touched\n")
-    out = dvc(repo, "repro", "recut-edit")
-    assert "recut-edit" in out
-    assert "up to date" in dvc(repo, "status")
     shutil.rmtree(repo / "outputs" / "edit")
     dvc(repo, "checkout", "-q")
     assert (repo / "outputs" / "edit" / "b.mp4").read_bytes() == v2_b
+
+
+def test_two_branches_that_ran_different_specs_merge_cleanly(repo: Path, prefect_api: str, monkeypatch) -> None:
+    """Both specs share the preprocess entry (same video, same frames): each branch adds its
+    pointer with the same bytes, and each adds its own sample/evaluate pointers and output folder."""
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    git(repo, "checkout", "-q", "-b", "alice")
+    (repo / "specs" / "alice.yaml").write_text(SPEC.replace("a red square", "a cyan square"))
+    recut_json(repo, monkeypatch, "run", "specs/alice.yaml")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "alice's edit")
+
+    git(repo, "checkout", "-q", "main")
+    git(repo, "checkout", "-q", "-b", "bob")
+    shutil.rmtree(repo / ".recut" / "store")  # bob's machine: a store of his own
+    (repo / "specs" / "bob.yaml").write_text(SPEC.replace("a blue square", "a gold square"))
+    recut_json(repo, monkeypatch, "run", "specs/bob.yaml")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "bob's edit")
+
+    git(repo, "merge", "-q", "--no-edit", "alice")  # sh() fails the test on a conflict
+    assert not git(repo, "diff", "--name-only", "--diff-filter=U")
+    dvc(repo, "checkout")
+    assert (repo / "outputs" / "alice" / "a.mp4").exists() and (repo / "outputs" / "bob" / "b.mp4").exists()
+    for name in ("alice", "bob"):
+        planned = recut_json(repo, monkeypatch, "plan", f"specs/{name}.yaml")
+        assert {s["status"] for s in planned["stages"]} == {"cached"}, name
+
+
+def test_a_run_converts_the_older_single_pointer_layout(repo: Path, prefect_api: str, monkeypatch) -> None:
+    """Before: `dvc add .recut/store` (one pointer) and a `recut-<spec>` stage in dvc.yaml whose out is
+    the output folder. A run replaces both with the per-entry and per-folder pointers."""
+    recut_json(repo, monkeypatch, "run", "specs/edit.yaml", "--no-dvc")
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  recut-edit:\n    cmd: recut run specs/edit.yaml\n"
+        "    deps: [specs/edit.yaml]\n    outs: [outputs/edit]\n"
+    )
+    dvc(repo, "add", "-q", ".recut/store")
+    dvc(repo, "commit", "-q", "-f", "recut-edit")
+    assert (repo / ".recut" / "store.dvc").exists()
+
+    again = recut_json(repo, monkeypatch, "run", "specs/edit.yaml", "--force", "evaluate")
+    assert again["computed"] == 2
+    assert "converted the older layout" in again["dvc"]
+    assert not (repo / ".recut" / "store.dvc").exists()
+    assert not (repo / "dvc.yaml").exists()  # DVC drops a dvc.yaml whose last stage went
+    assert len(pointers(repo)) == 5 and (repo / "outputs" / "edit.dvc").exists()
+    old_ignore = repo / ".recut" / ".gitignore"  # DVC's line for the whole store is gone
+    assert not old_ignore.exists() or "/store" not in old_ignore.read_text().split()
+    assert "ok" in dvc(repo, "status") or "up to date" in dvc(repo, "status")
