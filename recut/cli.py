@@ -29,6 +29,7 @@ from recut import progress
 from recut.cli_guard import Exit as _Exit
 from recut.cli_guard import err
 from recut.cli_guard import guard as _guard
+from recut.importers import import_app
 from recut.models import PROFILES, availability
 from recut.registry import cli_apps
 from recut.registry import methods as registered_methods
@@ -43,6 +44,7 @@ app = typer.Typer(
 )
 for _name, _sub in cli_apps().items():
     app.add_typer(_sub, name=_name)
+app.add_typer(import_app, name="import")
 out = Console(soft_wrap=True)
 
 SpecArgs = Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)]
