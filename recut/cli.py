@@ -372,6 +372,73 @@ def verify(
         raise _Exit(1)
 
 
+# --------------------------------------------------------------------------- gallery
+
+
+@app.command()
+@_guard
+def gallery(
+    specs: Annotated[
+        list[Path] | None, typer.Argument(help="Show only these specs' outputs.", show_default=False)
+    ] = None,
+    all_outputs: Annotated[
+        bool, typer.Option("--all", help="Show every output under the outputs root (each summary.json).")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Write <project>/outputs/index.html: every output beside its input, with its prompt, parameters
+    and metrics; sortable and filterable, opens from disk. Every `recut run` rewrites it."""
+    from recut import gallery as gal  # light: stdlib and YAML; previews import numpy/PyAV when needed
+    from recut.plan import default_output_dir
+
+    if bool(specs) == all_outputs:
+        err.print("error: give spec files, or --all for every output (not both)", markup=False)
+        raise _Exit(2)
+    start = Path.cwd()
+    roots: dict[Path, list[Path] | None] = {}
+    if all_outputs:
+        root = gal.outputs_root(find_project_root(start))
+        if not gal.find_summaries(root):
+            err.print(
+                f"error: no outputs under {root} yet (no summary.json); `recut run SPEC` writes them",
+                markup=False,
+                highlight=False,
+            )
+            raise _Exit(1)
+        roots[root] = None
+    else:
+        issues, missing = [], []
+        for p in specs or []:
+            try:
+                spec = load_spec(p, check_files=False, emit_warnings=False)
+            except SpecError as exc:
+                issues.extend(exc.issues)
+                continue
+            summary = default_output_dir(spec) / "summary.json"
+            if not summary.is_file():
+                missing.append(f"error: {p}: no outputs yet (no {summary}); run `recut run {p}` first")
+                continue
+            start = Path(p).resolve().parent
+            paths = roots.setdefault(gal.outputs_root(spec.root or find_project_root(start)), [])
+            paths.append(summary)  # type: ignore[union-attr]
+        for line in [str(i) for i in issues] + missing:
+            err.print(line, markup=False, highlight=False)
+        if issues or missing:
+            raise _Exit(2 if issues else 1)
+    if store is not None:
+        store_root = store.resolve()
+    elif os.environ.get("RECUT_STORE"):
+        store_root = Path(os.environ["RECUT_STORE"]).resolve()
+    else:
+        store_root = find_project_root(start) / ".recut" / "store"
+    lookup = gal.store_lookup(store_root)
+    for root, paths in roots.items():
+        w = gal.write_gallery(root, paths, lookup)
+        for line in w.warnings:
+            err.print(f"warning: {line}", markup=False, highlight=False)
+        out.print(f"wrote {w.path} ({w.outputs} output(s) of {w.specs} spec(s)); open {w.path.as_uri()}", markup=False)
+
+
 # --------------------------------------------------------------------------- misc
 
 

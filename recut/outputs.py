@@ -228,6 +228,9 @@ def write_outputs(
         summary["failed"] = [f for f in failed or [] if f["spec"] == sp.path]
         write_summary(sp.output_dir, summary)
         summaries.append(summary)
+    from recut import gallery  # stdlib only at import; never raises (a gallery problem is a warning)
+
+    gallery.refresh_after_run(plan, refs)
     return summaries
 
 
