@@ -215,6 +215,9 @@ class Engine:
     file_params: ClassVar[tuple[str, ...]] = ()
     #: The profile the smoke test runs this method on: the smallest that holds every model it needs.
     smoke_profile: ClassVar[str] = "tiny-random"
+    #: Whether the sample stage can write ``edit_mask.npy`` (what ``evaluate.mask: engine`` reads).
+    #: Engines where it depends on the params say in their ``check_spec`` when a spec gives none.
+    writes_edit_mask: ClassVar[bool] = False
 
     def __init__(self, model: Any = None, device: str = "cpu") -> None:
         self.model = model

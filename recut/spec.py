@@ -825,6 +825,14 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
                     "alone and need a mask; use `auto`, `truth`, `engine` or a .npy file, or drop those metrics",
                 )
             )
+        if spec.evaluation.mask == "engine" and not entry.engine.writes_edit_mask:
+            issues.append(
+                (
+                    "evaluate.mask",
+                    f"is 'engine', but {spec.method} writes no edit mask; use `truth` (a toy input), a .npy "
+                    "file of the edited region, or `auto`",
+                )
+            )
         for check in evaluate_checks():
             issues.extend(check(spec, listed))
 

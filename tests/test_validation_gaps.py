@@ -428,3 +428,53 @@ def test_a_toy_scene_refuses_a_huge_seed_and_a_non_finite_speed() -> None:
         ToyScene(objects=[obj], seed=2**70)
     with pytest.raises(pydantic.ValidationError, match="finite"):
         ToyScene(objects=[{**obj, "speed": float("inf")}])
+
+
+# ------------------------------------------------------------------ 8. checks the engines made only at run time
+
+
+def test_a_frame_size_the_model_cannot_take(project):
+    """VAE factor x UNet downsamplings of the toy models: 4 x 2 = 8; 60 is not a multiple."""
+    for name in ("videop2p-style.yaml", "gen1-text.yaml"):
+        text = example(name, ("  toy:\n", "  toy:\n    width: 60\n"))
+        refused(project, text, line_of(text, "  toy:"), "input.toy", "frames of 60x64 are not multiples of 8")
+    text = example("gen1-text.yaml", ("  toy:\n", "  toy:\n    width: 72\n"))
+    assert validate(project, text).exit_code == 0
+
+
+def test_evaluate_mask_engine_on_an_engine_without_an_edit_mask(project):
+    text = VIDEO.replace("evaluate: [psnr, ssim]", "evaluate: {metrics: [masked_psnr], mask: engine}")
+    refused(project, text, 10, "evaluate.mask", "sdedit writes no edit mask")
+    text = example("gen1-text.yaml", ("  trajectory: {path: truth}", "  trajectory: {path: truth}\n  mask: engine"))
+    refused(project, text, line_of(text, "mask: engine"), "evaluate.mask", "gen1 writes no edit mask")
+
+
+def test_sdedit_variant_needs_its_role_and_unet_class(project):
+    text = VIDEO.replace("params: {strength: 0.5, steps: 4}", "params: {strength: 0.5, steps: 4, variant: video}")
+    assert validate(project, text).exit_code == 0  # tiny-random has both roles
+    image_only = Path(load_spec(EXAMPLES / "sdedit-tiny.yaml").model.resolve().components["image"])
+    text = "allow_outside_root: true\n" + text.replace(
+        "model: {profile: tiny-random}", f"model: {{path: {image_only}}}"
+    )
+    refused(project, text, line_of(text, "variant: video"), "params.variant", "loads a UNet3DConditionModel")
+
+
+def test_gen1_settings_need_the_optional_components_they_load(project):
+    """A gen1 model folder without a content projection: content `image` is refused at validation
+    (the engine loads the projection only if present, and failed at the sample stage)."""
+    toy = Path(load_spec(EXAMPLES / "gen1-content-image.yaml").model.resolve().components["gen1"])
+    folder = project / "models" / "g1"
+    folder.mkdir(parents=True)
+    for part in toy.iterdir():
+        if part.name != "content_projection":
+            (folder / part.name).symlink_to(part.resolve())
+    (project / "media" / "ref.png").write_bytes((EXAMPLES.parent.parent / "media/gen1/green-triangle.png").read_bytes())
+    text = example(
+        "gen1-content-image.yaml",
+        ("model: {profile: toy}", "model: {path: ../models/g1}"),
+        ("../../media/gen1/green-triangle.png", "../media/ref.png"),
+    )
+    text = "allow_outside_root: true\n" + text  # the folder's links lead to the repo's toy model
+    refused(project, text, line_of(text, "content: image"), "params.content", "needs the model's content_projection")
+    ok = validate(project, re.sub(r"  content_image: .*\n", "", text.replace("content: image", "content: text")))
+    assert ok.exit_code == 0, ok.output

@@ -74,3 +74,47 @@ def media_problem(path: Path) -> str | None:
         return None
     except video.MediaError:
         return first
+
+
+def model_config(spec: Any, role: str, component: str) -> dict[str, Any] | None:
+    """The ``config.json`` of ``component`` (``unet``, ``vae``, ...) of the spec's model for ``role``,
+    when validation can read it here: a local folder, or the config files of a profile built on first
+    use (nothing is built or downloaded). None when it cannot tell (a hub id, a missing file)."""
+    import json
+
+    try:
+        model = spec.model.resolve()
+    except Exception:  # noqa: BLE001 - an unavailable model is reported by the model checks
+        return None
+    loc = model.components.get(role)
+    if loc is None:
+        return None
+    folder = Path(loc)
+    if model.build is not None:
+        configs, cache = model.build
+        try:
+            folder = Path(configs) / folder.relative_to(cache)
+        except ValueError:
+            return None
+    path = folder / component / "config.json"
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def size_multiple(spec: Any, role: str) -> int | None:
+    """What frame sizes must be a multiple of for the spec's model ``role``: the VAE's factor times the
+    UNet's downsamplings (None when validation cannot read the configs)."""
+    unet, vae = model_config(spec, role, "unet"), model_config(spec, role, "vae")
+    if unet is None or vae is None:
+        return None
+    return int(2 ** (len(vae["block_out_channels"]) - 1) * 2 ** (len(unet["block_out_channels"]) - 1))
+
+
+def size_issues(spec: Any, multiple: int | None, h: int | None, w: int | None) -> list[tuple[str, str]]:
+    """The frame size refused, at ``input.size`` (or the input), when it is not a multiple of ``multiple``."""
+    if not multiple or h is None or w is None or not (h % multiple or w % multiple):
+        return []
+    where = "input.size" if spec.input.size is not None else f"input.{spec.input.kind}"
+    return [(where, f"frames of {w}x{h} are not multiples of {multiple} (this model's VAE and UNet); set input.size")]

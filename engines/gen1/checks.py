@@ -11,9 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from engines.common.checks import input_shape, media_problem, resolved_params
+from engines.common.checks import (
+    input_shape,
+    media_problem,
+    model_config,
+    resolved_params,
+    size_issues,
+    size_multiple,
+)
 from engines.gen1.params import Gen1Params
 from recut.engine import spec_file
+
+#: The model's optional folders each setting loads (the engine loads them only if present).
+NEEDS = {"image": ("content_projection", "clip"), "prior": ("prior", "clip"), "depth": ("depth",)}
 
 
 def check_spec(spec: Any) -> list[tuple[str, str]]:
@@ -22,7 +32,18 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
 
     issues: dict[tuple[str, str], None] = {}
     t, h, w = input_shape(spec)
+    issues.update(dict.fromkeys(size_issues(spec, size_multiple(spec, "gen1"), h, w)))
+    local = model_config(spec, "gen1", "unet") is not None  # the components can be looked at here
     for params, where in resolved_params(spec, Gen1Params):
+        # 0. the optional components this edit's settings load
+        for key, value, parts in (
+            ("content", params["content"], NEEDS.get(params["content"], ())),
+            ("structure", params["structure"], NEEDS.get(params["structure"], ())),
+        ):
+            missing = [c for c in parts if local and model_config(spec, "gen1", c) is None]
+            if missing:
+                field = where.get(key, f"params.{key}")
+                issues[(field, f"{key} {value!r} needs the model's {' and '.join(missing)}, which it lacks")] = None
         # 1. the content image
         if params["content_image"]:
             field = where.get("content_image", "params.content_image")
@@ -43,6 +64,9 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
         # 3. the mask
         m = params["mask"]
         if m is None:
+            if spec.evaluation.mask == "engine":
+                no_mask = "is 'engine', but an edit has no `params.mask`, so gen1 writes no edit mask"
+                issues[("evaluate.mask", no_mask)] = None
             continue
         field = where.get("mask", "params.mask")
         if m["truth"] and spec.input.toy is None:

@@ -91,6 +91,7 @@ class Gen1Engine(Engine):
     )
     params_model = Gen1Params
     smoke_params: ClassVar[dict[str, Any]] = {"steps": 2}
+    writes_edit_mask = True
     file_params = ("content_image", "mask.file", "customize.images", "customize.regularization")
     stages = (PREPROCESS, EXTRACT, FINETUNE, SAMPLE, EVALUATE)
 

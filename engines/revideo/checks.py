@@ -7,34 +7,21 @@ Every edit's resolved params are checked, and a problem is reported at the field
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engines.common.checks import input_shape, resolved_params
+from engines.common.checks import input_shape, model_config, resolved_params, size_issues, size_multiple
 from engines.revideo.editing import drawn_region, grown
 from engines.revideo.params import ReVideoParams
 from recut.engine import spec_file
 
 
 def model_facts(spec: Any) -> tuple[int | None, int | None]:
-    """``(num_frames, size multiple)`` of the base model when it is a local folder (None when validation
-    cannot tell)."""
-    try:
-        loc = Path(spec.model.resolve().location("revideo"))
-    except (KeyError, ValueError):
-        return None, None
-    unet, vae = loc / "unet" / "config.json", loc / "vae" / "config.json"
-    if not unet.is_file():
-        return None, None
-    u = json.loads(unet.read_text())
-    frames = int(u.get("num_frames", 0)) or None
-    if not vae.is_file():
-        return frames, None
-    v = json.loads(vae.read_text())
-    return frames, 2 ** (len(v["block_out_channels"]) - 1) * 2 ** (len(u["block_out_channels"]) - 1)
+    """``(num_frames, size multiple)`` of the base model when validation can read its configs."""
+    unet = model_config(spec, "revideo", "unet")
+    frames = (int(unet.get("num_frames", 0)) or None) if unet is not None else None
+    return frames, size_multiple(spec, "revideo")
 
 
 def _mask_file(
@@ -66,9 +53,7 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
     issues: dict[tuple[str, str], None] = {}
     t, h, w = input_shape(spec)
     base_frames, multiple = model_facts(spec)
-    if multiple and h is not None and w is not None and (h % multiple or w % multiple):
-        where_size = "input.size" if spec.input.size is not None else f"input.{spec.input.kind}"
-        issues[(where_size, f"frames of {w}x{h} are not multiples of {multiple} (this model); set input.size")] = None
+    issues.update(dict.fromkeys(size_issues(spec, multiple, h, w)))
     objects = len(spec.input.toy.objects) if spec.input.toy is not None else None
     for params, where in resolved_params(spec, ReVideoParams):
         # 1. the window

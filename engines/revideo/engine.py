@@ -96,6 +96,7 @@ class ReVideoEngine(Engine):
     params_model = ReVideoParams
     requires_prompt = False
     smoke_params: ClassVar[dict[str, Any]] = {"steps": 2}
+    writes_edit_mask = True
     file_params = ("areas.*.mask.file", "areas.*.content.image")
     stages = (PREPROCESS, TRACK, FIRST_FRAME, SAMPLE, EVALUATE)
 

@@ -108,6 +108,31 @@ class SDEditEngine(Engine):
         unet_cls = UNet2DConditionModel if variant == "image" else UNet3DConditionModel
         return sampling.load_components(self.model, ROLES[variant], unet_cls, self.device)
 
+    # -- validation --------------------------------------------------------
+    @classmethod
+    def check_spec(cls, spec: Any) -> list[tuple[str, str]]:
+        """Each variant an edit uses needs its role in the model, with the UNet class it loads."""
+        from engines.common.checks import model_config, resolved_params
+
+        issues: dict[tuple[str, str], None] = {}
+        try:
+            components = spec.model.resolve().components
+        except Exception:  # noqa: BLE001 - an unavailable model is reported by the model checks
+            return []
+        for params, where in resolved_params(spec, SDEditParams):
+            variant = params["variant"]
+            field = where.get("variant", "params.variant")
+            role = ROLES[variant]
+            if role not in components:
+                have = ", ".join(sorted(components)) or "none"
+                issues[(field, f"{variant!r} needs the model's {role!r} component; this model has: {have}")] = None
+                continue
+            unet = model_config(spec, role, "unet")
+            want = "UNet2DConditionModel" if variant == "image" else "UNet3DConditionModel"
+            if unet is not None and unet.get("_class_name") not in (None, want):
+                issues[(field, f"{variant!r} loads a {want}, but the model's unet is a {unet['_class_name']}")] = None
+        return list(issues)
+
     # -- stages ------------------------------------------------------------
     def sample(self, ctx: StageContext) -> dict[str, Any]:
         v = ctx.values

@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from engines.common.checks import input_shape, size_issues, size_multiple
 from engines.common.p2p import prompt_words, token_count
 from engines.videop2p.params import VideoP2PParams
 
@@ -49,7 +50,8 @@ def _in(word: str, words: set[str]) -> bool:
 
 
 def check_spec(spec: Any) -> list[tuple[str, str]]:
-    issues: list[tuple[str, str]] = []
+    _t, h, w = input_shape(spec)
+    issues: list[tuple[str, str]] = size_issues(spec, size_multiple(spec, "image"), h, w)
     base = spec.params.model_dump()
     try:
         tok = _tokenizer(spec.model.resolve().location("image"))

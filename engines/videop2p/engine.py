@@ -158,6 +158,7 @@ class VideoP2PEngine(Engine):
     )
     params_model = VideoP2PParams
     smoke_params: ClassVar[dict[str, Any]] = {"finetune": {"steps": 1}, "inversion": {"steps": 2, "inner_steps": 1}}
+    writes_edit_mask = True
     stages = (PREPROCESS, FINETUNE, INVERT, NULLTEXT, SAMPLE, EVALUATE)
 
     preprocess = staticmethod(preprocess)
