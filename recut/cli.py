@@ -201,12 +201,23 @@ def run(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     no_dvc: Annotated[bool, typer.Option("--no-dvc", help="Do not record artifacts in DVC.")] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="auto (default): in this process for a small run with no Prefect server, else Ray; "
+            "ray: Prefect flows on Ray workers; local: in this process, no Prefect, no Ray.",
+        ),
+    ] = "auto",
 ) -> None:
     """Run specs as a Prefect flow on Ray workers; outputs land in each spec's output dir."""
     t_start = time.perf_counter()
     loaded = _load_all(specs)  # validate at the edge, before anything starts
-    from recut import prefect_env
+    from recut import launch, prefect_env, service
 
+    if executor not in launch.EXECUTORS:
+        err.print(f"error: --executor {executor!r}: expected one of {', '.join(launch.EXECUTORS)}", markup=False)
+        raise _Exit(2)
     mode = prefect_env.configure()
     from recut.plan import build_plan
     from recut.store import Store
@@ -218,59 +229,111 @@ def run(
         err.print(f"error: {exc}", markup=False)
         raise _Exit(2) from None
     todo = [n for n in planned.ordered() if not n.cached]
-    if not todo and mode.startswith("ephemeral"):
+    paths = [str(p.resolve()) for p in specs]
+    warm = service.attach(Path(paths[0]).parent, notice=lambda line: err.print(line, markup=False))
+    if not todo and mode.startswith("ephemeral") and (warm is None or not warm.records):
         # Nothing to compute and no dashboard to record on: no Prefect server, no Ray (a no-op run
         # costs what planning costs). With a server running, the flow runs and records the run.
         from recut.outputs import finish_cached
 
         try:
             summary = finish_cached(planned, Store(root))
-        except LookupError:
+        except LookupError:  # gone since planning: take the full path
             summary = None
         if summary is not None:
             summary["prefect"] = "not started (every stage cached; ephemeral mode records no run)"
             summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
             _report(summary, as_json)
             return
-    if not as_json:
-        err.print(f"prefect: {mode}", markup=False, highlight=False)
-    boot = prefect_env.boot_ephemeral()
-    if todo:
-        # Ray and the actors' imports start while Prefect's server boots.
-        from recut.workers import get_pool
-
-        get_pool().warm(sorted({n.method for n in todo}))
-    if boot is not None:
-        boot.join()
-
-    from flows.batch import batch
-    from flows.edit import edit
-
     sink = _RichSink(err) if not as_json else None
     progress.set_sink(sink)
-    paths = [str(p.resolve()) for p in specs]
     try:
         if sink is not None:
             sink.progress.start()
-        if len(paths) == 1:
-            summary = edit(paths[0], list(force or []), root, not no_dvc)
+        if warm is not None and executor != "local":
+            summary = warm.run(paths, list(force or []), root, not no_dvc)
+            mode = summary.get("prefect", mode)
+        elif launch.choose(executor, mode, todo) == "local":
+            summary = launch.run_in_process(planned, Store(root), not no_dvc)
+            mode = summary["prefect"]
         else:
-            summary = batch(paths, list(force or []), root, not no_dvc)
+            if not as_json:
+                err.print(f"prefect: {mode}", markup=False, highlight=False)
+            summary = launch.run_flows(paths, list(force or []), root, not no_dvc, sorted({n.method for n in todo}))
     finally:
         if sink is not None:
             sink.progress.stop()
         progress.set_sink(None)
     summary["prefect"] = mode
     summary["wall_seconds"] = round(time.perf_counter() - t_start, 3)
-    try:
-        from recut.workers import _POOL  # read when called: get_pool() sets it
-
-        if _POOL is not None:
-            summary["workers"] = _POOL.stats()
-            summary["retries"] = list(_POOL.retries)
-    except Exception:  # noqa: BLE001
-        pass
     _report(summary, as_json)
+
+
+# --------------------------------------------------------------------------- the warm service
+
+ProjectOpt = Annotated[Path, typer.Option("--project", help="Project folder (default: the one holding the cwd).")]
+
+
+@app.command()
+@_guard
+def up(project: ProjectOpt = Path(".")) -> None:
+    """Start the warm service: Prefect, Ray and the workers stay up, and models stay loaded between runs."""
+    from recut import service
+
+    root = find_project_root(project.resolve())
+    t0 = time.perf_counter()
+    already = service.attach(root)
+    try:
+        warm = already or service.up(root)
+    except (RuntimeError, TimeoutError) as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise _Exit(1) from None
+    st = warm.status()
+    verb = "already running" if already else f"started in {time.perf_counter() - t0:.1f}s"
+    n = len(st["workers"])
+    out.print(f"recut service {verb}: pid {st['pid']}, {n} worker(s), prefect: {st['prefect']}", markup=False)
+    out.print("`recut run` uses it from now on; `recut status` shows it, `recut down` stops it.", markup=False)
+
+
+@app.command()
+@_guard
+def down(project: ProjectOpt = Path(".")) -> None:
+    """Stop the warm service (its workers, Ray, and the Prefect server it started)."""
+    from recut import service
+
+    pid = service.down(find_project_root(project.resolve()))
+    out.print("no recut service was running" if pid is None else f"stopped the recut service (pid {pid})", markup=False)
+
+
+@app.command()
+@_guard
+def status(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Show the warm service: its Prefect, its workers, the models each holds, and their memory."""
+    from recut import service
+
+    warm = service.attach(find_project_root(project.resolve()), notice=lambda line: err.print(line, markup=False))
+    if warm is None:
+        if as_json:
+            print(json.dumps({"running": False}))
+        else:
+            out.print("no recut service is running (`recut up` starts one); runs start their own workers", markup=False)
+        return
+    st = warm.status()
+    if as_json:
+        print(json.dumps({"running": True, **st}, indent=1))
+        return
+    out.print(
+        f"recut service pid {st['pid']} for {st['project']}: up {st['uptime_s']:.0f}s, {st['runs']} run(s), "
+        f"{st['rss_mib']} MiB; prefect: {st['prefect']}",
+        markup=False,
+    )
+    t = Table(title="workers")
+    for c in ("pid", "memory (MiB)", "calls", "models held (loads)"):
+        t.add_column(c)
+    for w in st["workers"]:
+        held = ", ".join(f"{m} ({n})" for m, n in sorted(w["loads"].items())) or "-"
+        t.add_row(str(w["pid"]), str(w.get("rss_mib")), str(w["calls"]), held)
+    out.print(t)
 
 
 def _report(summary: dict[str, Any], as_json: bool) -> None:

@@ -12,6 +12,8 @@ import functools
 import json
 import os
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +234,58 @@ def write_outputs(
 
     gallery.refresh_after_run(plan, refs)
     return summaries
+
+
+def failure(spec: str, output: str, chain: dict[str, str], errors: dict[str, BaseException]) -> dict[str, str]:
+    """The first stage of ``chain`` that failed (not one that only did not run) and why."""
+    from recut.runner import UpstreamFailed
+
+    bad = [name for name, key in chain.items() if key in errors]
+    first = next((n for n in bad if not isinstance(errors[chain[n]], UpstreamFailed)), bad[0])
+    exc = errors[chain[first]]
+    return {"spec": spec, "output": output, "stage": first, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def finish_run(
+    plan: Any,
+    results: dict[str, Any],
+    errors: dict[str, BaseException],
+    store: Any,
+    dvc: bool,
+    t0: float,
+    publish: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> dict[str, Any]:
+    """After every node ran or failed (``results``: key -> :class:`recut.runner.StageResult`,
+    ``errors``: key -> exception): the outputs of every edit whose stages all succeeded, the
+    summaries, ``publish(summaries)`` (the dashboard), the DVC record; returns the run's summary.
+    Shared by the flows and the in-process run."""
+    from recut import dvc as dvc_glue
+
+    refs = {k: r.ref for k, r in results.items()}
+    stages = [results[n.key].to_json() for n in plan.ordered() if n.key in results]
+    failed = [
+        failure(sp.path, inst.label, chain, errors)
+        for sp in plan.specs
+        for inst, chain in sp.chains.items()
+        if set(chain.values()) & errors.keys()
+    ]
+    spec_summaries = write_outputs(plan, refs, stages, failed)
+    if publish is not None:
+        publish(spec_summaries)
+    try:
+        dvc_note = dvc_glue.record(store.root, plan) if dvc else "skipped (--no-dvc)"
+    except Exception as exc:  # noqa: BLE001
+        dvc_note = f"FAILED: {type(exc).__name__}: {exc}"
+    return {
+        "store": str(store.root),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "computed": sum(1 for s in stages if s["status"] == "computed"),
+        "cached": sum(1 for s in stages if s["status"] == "cached"),
+        "stages": stages,
+        "specs": spec_summaries,
+        "failed": failed,
+        "dvc": dvc_note,
+    }
 
 
 def finish_cached(plan: Any, store: Any) -> dict[str, Any]:

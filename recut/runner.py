@@ -62,6 +62,10 @@ class StageRunner:
     def loads(self) -> dict[str, int]:
         return {f"{m}:{i[:12] or '-'}": e.loads for (m, i), e in self.engines.items()}
 
+    def run_reporting(self, job: Job, on_progress: Callable[[str, int, int], None] | None = None) -> ArtifactRef:
+        """:meth:`run` with the worker pool's signature: ``on_progress(key, step, total)``."""
+        return self.run(job, None if on_progress is None else lambda i, n: on_progress(job.key, i, n))
+
     def run(self, job: Job, progress: ProgressFn | None = None) -> ArtifactRef:
         """Compute ``job`` unless committed (and not forced); return its ref."""
         self.calls += 1
@@ -132,6 +136,67 @@ class StageResult:
             "artifacts": {name: str(self.ref.file(name)) for name in sorted(self.ref.files)},
             "outputs": self.instances,
         }
+
+
+class StageFailed(RuntimeError):
+    """A stage raised; the message names the spec(s), the output(s) and the stage."""
+
+
+class UpstreamFailed(RuntimeError):
+    """A stage did not run because a stage it reads failed."""
+
+
+def where(node: Any) -> str:
+    """``spec.yaml [edit, ...]``: the specs and outputs a node serves."""
+    by_spec: dict[str, list[str]] = {}
+    for inst in node.instances:
+        by_spec.setdefault(Path(inst.spec).name, []).append(inst.label)
+    return "; ".join(f"{spec} [{', '.join(labels)}]" for spec, labels in by_spec.items())
+
+
+#: ``compute(job, on_progress)``: a worker pool's ``run`` or :meth:`StageRunner.run_reporting`.
+Compute = Callable[[Job, Callable[[str, int, int], None]], ArtifactRef]
+
+
+def serve_node(node: Any, upstream: dict[str, Any], store_root: str, compute: Compute) -> StageResult:
+    """Serve ``node`` (a :class:`recut.plan.Node`) from the store or compute it, reporting to the
+    progress sink. ``upstream`` values are :class:`StageResult`, or the exception of an upstream stage
+    that failed, in which case this stage does not run and raises :class:`UpstreamFailed`; a stage that
+    raises becomes :class:`StageFailed`, naming the specs, outputs and stage. The stage tasks of the
+    flows and the in-process run (:mod:`recut.launch`) both serve every node through here."""
+    from recut import progress  # local: a cheap module, but the core's progress sink is the caller's
+
+    failed = [name for name, res in upstream.items() if isinstance(res, BaseException)]
+    if failed:
+        raise UpstreamFailed(f"{where(node)}: stage {node.stage.name!r} not run: stage {failed[0]!r} failed")
+    sink = progress.sink()
+    store = Store(store_root)
+    t0 = time.perf_counter()
+    sink.start(node.key, node.label, node.kind)
+    hit = None if node.forced else store.get(node.kind, node.key)
+    if hit is not None:
+        status, ref = "cached", hit
+    else:
+        job = node.job({name: res.ref for name, res in upstream.items()}, store_root)
+        try:
+            ref = compute(job, sink.step)
+        except Exception as exc:
+            sink.done(node.key, "FAILED", time.perf_counter() - t0)
+            raise StageFailed(f"{where(node)}: stage {node.stage.name!r} failed: {type(exc).__name__}: {exc}") from exc
+        status = "computed"
+    seconds = ref.seconds if status == "computed" else 0.0
+    sink.done(node.key, status, seconds)
+    return StageResult(
+        node.key,
+        node.stage.name,
+        node.kind,
+        node.label,
+        status,
+        seconds,
+        ref,
+        [i.label for i in node.instances],
+        time.perf_counter() - t0,
+    )
 
 
 def run_plan(

@@ -63,7 +63,18 @@ def prefect_api():
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
-        yield PREFECT_API_URL.value()
+        url = PREFECT_API_URL.value()
+        # In the environment too, as a user's server would be: `recut run` then sees a server (and takes
+        # the flows) instead of choosing the in-process path it takes in ephemeral mode.
+        before = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield url
+        finally:
+            if before is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = before
 
 
 @pytest.fixture(scope="session", autouse=True)

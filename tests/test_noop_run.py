@@ -68,7 +68,7 @@ def test_an_all_cached_run_starts_nothing_and_restores_the_outputs(
 def test_a_run_with_work_takes_the_full_path(project: Project, ephemeral: list[str], monkeypatch) -> None:
     monkeypatch.setenv("RECUT_STORE", str(project.store))
     spec = project.spec(BASE_SPEC, "edit.yaml")
-    res = CliRunner().invoke(app, ["run", str(spec), "--json", "--no-dvc"])
+    res = CliRunner().invoke(app, ["run", str(spec), "--json", "--no-dvc", "--executor", "ray"])
     assert "prefect" in ephemeral and "ray" in ephemeral  # it went for the server and the workers
     assert res.exit_code != 0
 

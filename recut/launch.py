@@ -1,0 +1,94 @@
+"""How `recut run` executes a plan that has work to do: the three paths, chosen per run.
+
+1. **Flows on Ray** (:func:`run_flows`): the `recut-edit` / `recut-batch` Prefect flow, stages on
+   the Ray worker pool. The default, and the only path that records the run on a Prefect server.
+2. **In process** (:func:`run_in_process`): no Prefect, no Ray. The stages run in graph order in
+   this process, with the same cache checks, the same store commits, the same outputs, summaries
+   and DVC record, and the same isolation (a failed stage fails only what reads it). Chosen
+   automatically for a *small* run in ephemeral mode (:func:`small`), where Prefect's temporary
+   server would cost seconds and record nothing anyone sees.
+3. **The warm service** (:mod:`recut.service`): a long-lived process (`recut up`) that runs path 1
+   with Prefect imported, Ray started and the actors' models loaded.
+
+:func:`choose` picks between 1 and 2 (`recut run --executor auto|ray|local`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+#: A run is small when it has at most this many stages to compute ...
+SMALL_MAX_STAGES = 6
+#: ... and none of these kinds (minutes of compute each, where Ray's concurrency and a worker that
+#: keeps the model for the next run pay off).
+HEAVY_KINDS = frozenset({"finetune"})
+EXECUTORS = ("auto", "ray", "local")
+
+
+def small(todo: list[Any]) -> bool:
+    """Few and light misses: at most :data:`SMALL_MAX_STAGES` and no :data:`HEAVY_KINDS`."""
+    return len(todo) <= SMALL_MAX_STAGES and not any(n.kind in HEAVY_KINDS for n in todo)
+
+
+def choose(executor: str, mode: str, todo: list[Any]) -> str:
+    """``"local"`` or ``"ray"``. ``auto``: local when Prefect would be ephemeral (no server to record
+    on) and the run is :func:`small`; otherwise Ray under the flows."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
+    if executor != "auto":
+        return executor
+    return "local" if mode.startswith("ephemeral") and small(todo) else "ray"
+
+
+def run_flows(paths: list[str], force: list[str], store_root: str, dvc: bool, methods: list[str]) -> dict[str, Any]:
+    """The specs through the `recut-edit` (one spec) or `recut-batch` flow on the worker pool.
+    Call :func:`recut.prefect_env.configure` first. ``methods``: engines to warm while Prefect boots."""
+    from recut import prefect_env
+
+    boot = prefect_env.boot_ephemeral()
+    if methods:
+        # Ray and the actors' imports start while Prefect's server boots.
+        from recut.workers import get_pool
+
+        get_pool().warm(methods)
+    if boot is not None:
+        boot.join()
+    from flows.batch import batch
+    from flows.edit import edit
+
+    if len(paths) == 1:
+        summary = edit(paths[0], force, store_root, dvc)
+    else:
+        summary = batch(paths, force, store_root, dvc)
+    from recut import workers
+
+    if workers._POOL is not None:
+        summary["workers"] = workers._POOL.stats()
+        summary["retries"] = list(workers._POOL.retries)
+    return summary
+
+
+def run_in_process(plan: Any, store: Any, dvc: bool) -> dict[str, Any]:
+    """Every node of ``plan`` in graph order in this process (:class:`recut.runner.StageRunner`):
+    hits come from the store, misses are computed and committed, a failure fails only what reads it.
+    Then the outputs, summaries and DVC record, as the flows write them."""
+    from recut.outputs import finish_run
+    from recut.runner import StageRunner, serve_node
+
+    t0 = time.perf_counter()
+    runner = StageRunner()
+    results: dict[str, Any] = {}
+    errors: dict[str, BaseException] = {}
+    for node in plan.ordered():
+        upstream: dict[str, Any] = {}
+        for name, key in node.upstream.items():
+            upstream[name] = errors[key] if key in errors else results[key]
+        try:
+            results[node.key] = serve_node(node, upstream, str(store.root), runner.run_reporting)
+        except Exception as exc:  # noqa: BLE001 - a failure fails only what reads it, as in the flows
+            errors[node.key] = exc
+    summary = finish_run(plan, results, errors, store, dvc, t0)
+    summary["workers"] = [{"pid": "in-process", "loads": runner.loads, "calls": runner.calls}]
+    summary["prefect"] = "not started (in-process run; ephemeral mode records no run)"
+    return summary
