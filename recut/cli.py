@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from recut import progress
+from recut import cli_schedule, progress
 from recut.cli_guard import Exit as _Exit
 from recut.cli_guard import err
 from recut.cli_guard import guard as _guard
@@ -45,6 +44,8 @@ app = typer.Typer(
 for _name, _sub in cli_apps().items():
     app.add_typer(_sub, name=_name)
 app.add_typer(import_app, name="import")
+app.command(name="schedule")(cli_schedule.schedule)
+app.command(name="serve")(cli_schedule.serve)
 out = Console(soft_wrap=True)
 
 SpecArgs = Annotated[list[Path], typer.Argument(help="Spec files (YAML).", show_default=False)]
@@ -550,22 +551,23 @@ def metrics() -> None:
 @app.command()
 @_guard
 def dashboard(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 4200,
+    port: Annotated[int, typer.Option(help="Port of the Prefect UI and API on 127.0.0.1.")] = 4200,
+    files_port: Annotated[
+        int | None,
+        typer.Option(help="Port of the read-only outputs file server (default: --port + 1; 0: any free port)."),
+    ] = None,
+    outputs: Annotated[
+        Path | None, typer.Option(help="The folder to serve (default: <project>/outputs).", show_default=False)
+    ] = None,
 ) -> None:
-    """Start the Prefect server (the orchestration dashboard) on 127.0.0.1."""
-    env = dict(os.environ, PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    out.print(f"dashboard: http://127.0.0.1:{port}  (Ctrl-C stops it; `recut run` uses it while it runs)")
-    exe = Path(sys.executable).with_name("prefect")
-    cmd = [
-        str(exe) if exe.exists() else "prefect",
-        "server",
-        "start",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    raise _Exit(subprocess.call(cmd, env=env))
+    """Start the Prefect server (the orchestration dashboard) and a read-only file server for the
+    outputs, both on 127.0.0.1; `recut run` in this project records its runs there. Ctrl-C stops both."""
+    from recut import dashboard as dash  # stdlib only
+
+    def say(line: str) -> None:
+        out.print(line, markup=False, highlight=False)
+
+    raise _Exit(dash.run(find_project_root(Path.cwd()), port, files_port, outputs, say))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,17 @@
 
 Call :func:`configure` before importing prefect.  Order of preference:
 1. ``PREFECT_API_URL`` set (environment or active Prefect profile): use it.
-2. A server answering on ``RECUT_DASHBOARD`` (default http://127.0.0.1:4200):
-   use it, so runs appear in the dashboard (about 1.5 s of overhead a run).
-3. Otherwise Prefect's ephemeral mode: a temporary local server per process
+2. ``RECUT_DASHBOARD`` set: the server answering there, if it answers.
+3. A `recut dashboard` started in this project (its state file ``.recut/dashboard.json``, on any
+   port), if it answers.
+4. A server answering on http://127.0.0.1:4200 (a plain ``prefect server start``).
+   With a server, runs appear in the dashboard (about 1.5 s of overhead a run).
+5. Otherwise Prefect's ephemeral mode: a temporary local server per process
    (works everywhere, but costs seconds at start-up and shows no dashboard).
+
+With a server, the runs' logs go to it: recut's own loggers (``recut.*`` at WARNING, and the stage
+lines of ``recut.run`` at INFO, which stay off the console) and nothing of other libraries'. In
+ephemeral mode nothing is sent (nobody watches a temporary server's logs).
 
 Prefect is imported inside the functions that use it, so that importing this module stays cheap
 (Prefect takes about a second to import, and must be imported after :func:`configure`).
@@ -16,6 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import urllib.request
+from typing import Any
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:4200"
 
@@ -56,21 +64,96 @@ def configure() -> str:
     # the ephemeral server stops at exit, SQLAlchemy's pool logs a cancelled connection reset there
     # with a full traceback (seen once under load, after a run had finished and succeeded).
     os.environ.setdefault("PREFECT_LOGGING_ROOT_LEVEL", quiet)
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     # Faster ephemeral start-up: no background services we do not use.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "60")
+    # recut's loggers are also used outside flow runs (planning, the gallery); those records stay local
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    mode = _server_mode()
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false" if mode.startswith("ephemeral") else "true")
+    return mode
+
+
+def _server_mode() -> str:
     api = os.environ.get("PREFECT_API_URL")
     if api:
         return f"server {api}"
     profile_api = _profile_api_url()
     if profile_api:
         return f"server {profile_api} (Prefect profile)"
-    dash = os.environ.get("RECUT_DASHBOARD", DEFAULT_DASHBOARD)
-    api = dash.rstrip("/") + "/api"
-    if _healthy(api):
-        os.environ["PREFECT_API_URL"] = api
-        return f"server {api} (dashboard at {dash})"
+    dash = os.environ.get("RECUT_DASHBOARD")
+    candidates = [dash] if dash else [_project_dashboard(), DEFAULT_DASHBOARD]
+    for dash in candidates:
+        if not dash:
+            continue
+        api = dash.rstrip("/") + "/api"
+        if _healthy(api):
+            os.environ["PREFECT_API_URL"] = api
+            return f"server {api} (dashboard at {dash})"
     return "ephemeral (no Prefect server running; `recut dashboard` starts one)"
+
+
+def _project_dashboard() -> str | None:
+    """The UI URL of a `recut dashboard` started in the project of the current folder (its state file)."""
+    from pathlib import Path
+
+    from recut.dashboard import find_root, read_state
+
+    state = read_state(find_root(Path.cwd()))
+    url = (state or {}).get("ui_url")
+    return str(url) if url else None
+
+
+def ship_logs() -> bool:
+    """Send recut's log records to the Prefect server (call inside a flow run; idempotent).
+
+    ``recut.run`` (the stages' step and end lines, and the run's own lines) goes to the API only, at
+    INFO; the other ``recut.*`` loggers keep their console output and also send WARNING and above.
+    Other libraries' loggers are left alone, so none of their records reach the server. Nothing is
+    attached when Prefect's ``logging.to_api`` is off (ephemeral mode) or there is no server URL.
+    Returns whether records are sent.
+    """
+    import logging
+
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if not settings.logging.to_api.enabled or not settings.api.url:
+        return False
+    with _ship_lock:
+        run_log = logging.getLogger("recut.run")
+        if not any(isinstance(h, APILogHandler) for h in run_log.handlers):
+            run_log.addHandler(_in_runs(APILogHandler()))
+        run_log.setLevel(logging.INFO)
+        run_log.propagate = False  # the CLI shows progress bars; these lines are for the dashboard
+        own = logging.getLogger("recut")
+        if not any(isinstance(h, APILogHandler) for h in own.handlers):
+            handler = _in_runs(APILogHandler())
+            handler.setLevel(logging.WARNING)
+            own.addHandler(handler)
+        if own.level == logging.NOTSET:  # under Prefect's config the root level would drop recut's warnings
+            own.setLevel(logging.WARNING)
+    return True
+
+
+_ship_lock = threading.Lock()
+
+
+def _in_runs(handler: Any) -> Any:
+    """``handler`` with a filter that keeps only records made inside a flow or task run (the same
+    process also logs outside runs: planning, an in-process run, the gallery)."""
+    import logging
+
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    class InRun(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return bool(
+                getattr(record, "flow_run_id", None) or FlowRunContext.get() is not None or TaskRunContext.get()
+            )
+
+    handler.addFilter(InRun())
+    return handler
 
 
 def boot_ephemeral() -> threading.Thread | None:

@@ -646,6 +646,29 @@ def find_project_root(start: Path) -> Path:
     return start
 
 
+def read_yaml(path: Path, what: str = "spec") -> tuple[Any, Any]:
+    """The data and the node tree (for :func:`_line_index` and :func:`_duplicate_keys`) of a YAML file;
+    raise :class:`SpecError` (``file:line: message``) when it is missing, unreadable or not YAML.
+    ``what`` names the kind of file in those messages. Shared by specs and schedules files."""
+    shown = str(path)
+    if not path.exists():
+        raise SpecError([SpecIssue(shown, None, "", f"{what} file not found")])
+    if path.is_dir():
+        raise SpecError([SpecIssue(shown, None, "", f"is a directory, expected a YAML {what} file")])
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecIssue(shown, None, "", f"cannot read: {exc}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError([SpecIssue(shown, line, "", f"invalid YAML: {problem}")]) from None
+    return data, _compose(text)
+
+
 def load_spec(path: str | Path, check_files: bool = True, emit_warnings: bool = True) -> SpecBase:
     """Read, parse and validate one spec file; raise :class:`SpecError`.
 
@@ -656,25 +679,9 @@ def load_spec(path: str | Path, check_files: bool = True, emit_warnings: bool = 
     """
     p = Path(path)
     shown = str(path)
-    if not p.exists():
-        raise SpecError([SpecIssue(shown, None, "", "spec file not found")])
-    if p.is_dir():
-        raise SpecError([SpecIssue(shown, None, "", "is a directory, expected a YAML spec file")])
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([SpecIssue(shown, None, "", f"cannot read: {exc}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([SpecIssue(shown, line, "", f"invalid YAML: {problem}")]) from None
+    data, node = read_yaml(p, "spec")
     if not isinstance(data, dict):
         raise SpecError([SpecIssue(shown, 1, "", "a spec must be a YAML mapping (key: value)")])
-
-    node = _compose(text)
     lines = _line_index(node)
 
     def issue(loc: tuple[Any, ...], message: str, line: int | None = None) -> SpecIssue:
