@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recut.gitignore import ignore_in_git
+
 #: Where the frame strips go, under the outputs root (kept out of git like the gallery's previews).
 STRIPS = ".dashboard"
 #: Frames in a strip, and the height of each (pixels; small frames are scaled up, nearest-neighbour).
@@ -160,23 +162,8 @@ def write_strip(frames_npy: Path, dst: Path) -> Path:
     if not cv2.imwrite(str(tmp), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write {tmp}")
     os.replace(tmp, dst)
-    _keep_out_of_git(dst.parent.parent)
+    ignore_in_git(dst.parent.parent, [f"/{STRIPS}/"])
     return dst
-
-
-def _keep_out_of_git(root: Path) -> None:
-    ignore = root / ".gitignore"
-    line = f"/{STRIPS}/"
-    try:
-        text = ignore.read_text() if ignore.exists() else ""
-    except OSError:
-        return
-    if line in text.splitlines():
-        return
-    sep = "" if not text or text.endswith("\n") else "\n"
-    tmp = ignore.with_name(f".gitignore.tmp{os.getpid()}")
-    tmp.write_text(text + sep + line + "\n")
-    os.replace(tmp, ignore)
 
 
 # --------------------------------------------------------------------------- the markdown

@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from recut.gitignore import ignore_in_git
+
 HOST = "127.0.0.1"
 STATE_NAME = "dashboard.json"
 LOG_NAME = "dashboard.log"
@@ -88,6 +90,7 @@ def write_state(project_root: Path, state: dict[str, Any]) -> Path:
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps(state, indent=1) + "\n")
     os.replace(tmp, dst)
+    ignore_in_git(dst.parent, [f"/{STATE_NAME}", f"/{LOG_NAME}"])
     return dst
 
 

@@ -33,6 +33,8 @@ from urllib.parse import quote
 
 import yaml
 
+from recut.gitignore import ignore_in_git
+
 log = logging.getLogger("recut.gallery")
 if log.level == logging.NOTSET:  # a run under Prefect quiets the root logger; a gallery warning still shows
     log.setLevel(logging.WARNING)
@@ -849,7 +851,7 @@ def write_gallery(
     tmp = dst.with_name(f".{INDEX}.tmp{os.getpid()}")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, dst)
-    _keep_out_of_git(root)
+    ignore_in_git(root, GIT_IGNORED)
     if prune if prune is not None else full:
         _prune(root / ASSETS, data["previews"])
     return Written(dst, len(data["entries"]), len({e["group"] for e in data["entries"]}), warnings)
@@ -858,17 +860,6 @@ def write_gallery(
 #: ``<root>/.gitignore`` lines that keep the page and its previews out of git: they are a view,
 #: rebuilt by every run from the outputs (which DVC versions), and would conflict on every merge.
 GIT_IGNORED = ("/index.html", "/.gallery/")
-
-
-def _keep_out_of_git(root: Path) -> None:
-    ignore = root / ".gitignore"
-    text = ignore.read_text() if ignore.exists() else ""
-    missing = [line for line in GIT_IGNORED if line not in text.splitlines()]
-    if missing:
-        sep = "" if not text or text.endswith("\n") else "\n"
-        tmp = ignore.with_name(f".gitignore.tmp{os.getpid()}")
-        tmp.write_text(text + sep + "".join(f"{line}\n" for line in missing))
-        os.replace(tmp, ignore)
 
 
 def _prune(folder: Path, keep: set[Path]) -> None:

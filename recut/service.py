@@ -33,6 +33,8 @@ from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any
 
+from recut.gitignore import ignore_in_git
+
 STATE = Path(".recut") / "service.json"
 LOG = Path(".recut") / "service.log"
 #: How long `recut up` waits for the service to answer (it starts Prefect and Ray).
@@ -302,6 +304,7 @@ class Service:
         tmp.write_text(json.dumps(state))
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+        ignore_in_git(path.parent, [f"/{STATE.name}", f"/{LOG.name}"])
 
         def accept() -> None:
             while not self._stop.is_set():

@@ -166,6 +166,7 @@ def test_the_warm_service_keeps_models_loaded_and_stops_cleanly(project: Project
         st = json.loads(_invoke("status", "--project", root, "--json").stdout)
         assert st["running"] and st["pid"] == pid and len(st["workers"]) == 1
         assert (os.stat(service.state_file(project.root)).st_mode & 0o777) == 0o600
+        assert {"/service.json", "/service.log"} <= set((project.root / ".recut" / ".gitignore").read_text().split())
         assert _invoke("up", "--project", root).stdout.startswith("recut service already running")
 
         first = _summary(_invoke("run", str(spec), "--json", "--no-dvc"))
