@@ -1,18 +1,21 @@
 """The dashboard and the gallery in a real browser (issue 27, sections 2 and 3): headless Chromium through
 Playwright looks at a run recorded by a `recut dashboard` started here, its flow run page, the Cached
 states of a second run, an output's artifact page (the frame strip loads, the metrics are on the page),
-and the gallery opened from disk (its pictures and videos load, the search filters the outputs).
+the gallery opened from disk (its pictures and videos load, the search filters the outputs), and
+(section 1) a schedule that `recut schedule` registered on the same dashboard: the Deployments page lists
+it, and its deployment page shows its cron, active, and its next run.
 
 Set-up: Playwright comes from PyPI (`pip install playwright`, the `browser` extra) and Chromium from the
 system (the Debian `chromium` package, or $RECUT_CHROMIUM); Playwright's own browser download is not
 used. What is missing is installed when it can be (pip; apt-get as root), else the test is skipped with
 the reason. Screenshots go to the test's tmp folder and, when $RECUT_SCREENSHOTS names a folder, small
 copies of the README's go there too (dashboard-run.png, dashboard-cached.png, dashboard-artifact.png,
-gallery.png).
+gallery.png, schedules.png).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -26,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Project
-from tests.dashboard_util import Dashboard, pid_alive
+from tests.dashboard_util import Dashboard, pid_alive, recut_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +53,15 @@ evaluate:
   metrics: [clip_text, toy_edit_success, toy_unedited_psnr, toy_trajectory_error]
   trajectory: {path: truth}
 outputs: {formats: [mp4]}
+"""
+#: A schedule over the toy spec (the README's nightly re-evaluation), registered with `recut schedule --file`.
+SCHEDULES = """\
+schedules:
+  - name: nightly-reevaluation
+    description: Every spec under specs/, each night; nearly free when nothing changed.
+    cron: "0 3 * * *"
+    timezone: UTC
+    specs: ["**/*.yaml"]
 """
 #: Largest README screenshot (bytes).
 README_MAX_BYTES = 150_000
@@ -165,9 +177,12 @@ def _visible_text(page: Any, text: str, timeout: float = 60_000) -> None:
 def test_dashboard_and_gallery_in_chromium(browser: Any, tmp_path: Path) -> None:
     project = Project(tmp_path / "proj")
     spec = project.spec(TOY_SPEC, "toy-recolour.yaml")
+    schedules = project.root / "specs" / "schedules.yaml"
+    schedules.write_text(SCHEDULES)
     shots = Shots(tmp_path / "screenshots")
     t0 = time.monotonic()
     dash = Dashboard(project.root, tmp_path / "prefect-home").start()
+    register: subprocess.Popen[str] | None = None
     try:
         first = dash.run(str(spec))
         assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
@@ -177,6 +192,16 @@ def test_dashboard_and_gallery_in_chromium(browser: Any, tmp_path: Path) -> None
         metrics = summary["specs"][0]["outputs"]["green"]["metrics"]
         computed_run, cached_run = dash.flow_runs()
         t_runs = time.monotonic()
+        # `recut schedule` finds the project's dashboard as `recut run` does (its state file); it registers
+        # while the browser looks at the runs
+        register = subprocess.Popen(
+            recut_cmd("schedule", "--file", str(schedules), "--json"),
+            cwd=project.root,
+            env=dash.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         # 1. the flow run page: its name and tags from the spec, its stages' log lines
@@ -247,11 +272,40 @@ def test_dashboard_and_gallery_in_chromium(browser: Any, tmp_path: Path) -> None
         page.wait_for_function(f"({shown})().length === 2", timeout=10_000)
         shots.take(page, "gallery", readme=True)
         page.close()
+
+        # 5. the schedule: `recut-scheduled/nightly-reevaluation` under Deployments, its cron and next run
+        t_sched = time.monotonic()
+        reg_out, reg_err = register.communicate(timeout=120)
+        assert register.returncode == 0, reg_out[-2000:] + reg_err[-3000:]
+        registered = json.loads(reg_out)
+        assert registered["server"] == dash.api
+        (row,) = registered["schedules"]
+        assert (row["name"], row["schedule"], row["status"]) == ("nightly-reevaluation", "cron 0 3 * * *", "active")
+        next_run = datetime.datetime.fromisoformat(row["next_run"])
+        assert (next_run.hour, next_run.minute, next_run.utcoffset()) == (3, 0, datetime.timedelta(0))
+        page = browser.new_page(viewport={"width": 1280, "height": 600}, timezone_id="UTC")
+        page.goto(f"{dash.ui}/deployments")
+        link = page.get_by_role("link", name="nightly-reevaluation", exact=True)
+        link.wait_for(state="visible", timeout=60_000)
+        _visible_text(page, "recut-scheduled")  # the deployment's flow: recut-scheduled/nightly-reevaluation
+        link.click()
+        page.wait_for_url(f"**/deployments/deployment/{row['id']}", timeout=30_000)
+        _visible_text(page, "At 03:00 AM every day")  # the cron, in the Schedules panel
+        assert page.locator('[role="switch"]').first.get_attribute("aria-checked") == "true"  # active
+        _visible_text(page, "Scheduled for " + next_run.strftime("%Y/%m/%d %I:%M:%S %p"))  # the next run
+        _visible_text(page, "recut-schedules:specs/schedules.yaml")  # the tag of the file it came from
+        assert "recut-scheduled" in page.inner_text("body")
+        shots.take(page, "schedules", readme=True)
+        page.close()
         print(
             f"dashboard up {dash.seconds:.1f} s, runs {t_runs - t0 - dash.seconds:.1f} s, "
-            f"browser {time.monotonic() - t_runs:.1f} s; screenshots in {shots.folder}"
+            f"browser {time.monotonic() - t_runs:.1f} s (schedule {time.monotonic() - t_sched:.1f} s); "
+            f"screenshots in {shots.folder}"
         )
     finally:
+        if register is not None and register.poll() is None:
+            register.kill()
+            register.communicate()
         # Ctrl-C stops the dashboard and the servers it started
         code = dash.stop(signal.SIGINT)
     assert code == 0, dash.output()
