@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -83,10 +84,19 @@ def _store_root(paths: list[Path], store: Path | None) -> str:
 
 
 def main() -> None:
+    # SIGTERM (a scheduler's stop, `kill`) exits through Python's shutdown like Ctrl-C does, so the
+    # atexit hooks stop what this process started (Prefect's ephemeral server, the local Ray): with
+    # the default handler the process vanishes and the ephemeral server is left running. Commands
+    # that own long-lived servers (dashboard, serve) install their own handler.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except _Exit as e:
         sys.exit(e.code)
+
+
+def _terminated(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 # --------------------------------------------------------------------------- validate

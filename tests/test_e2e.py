@@ -162,3 +162,55 @@ def test_two_concurrent_runs_both_finish(project: Project, prefect_api: str) -> 
     assert all(store.get(r.kind, r.key, verify=True) for r in refs)
     frames, _ = read_video(project.root / "outputs" / "edit" / "a.mp4")
     assert frames.shape == (4, 32, 32, 3)
+
+
+def _children(pid: int) -> list[int]:
+    """Every process whose parent chain leads to ``pid`` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        found += kids
+        frontier += kids
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def test_a_terminated_run_leaves_no_prefect_server_behind(project: Project, monkeypatch) -> None:
+    """SIGTERM to `recut run` in ephemeral mode: Prefect's temporary server (a uvicorn child) stops too."""
+    spec = project.spec(SLOW_SPEC)
+    env = dict(os.environ, RECUT_STORE=str(project.store), RECUT_WORKERS="1", RECUT_DASHBOARD="http://127.0.0.1:9")
+    env.pop("PREFECT_API_URL", None)
+    env["PREFECT_HOME"] = str(project.root / ".prefect-home")  # no profile's server
+    cmd = [sys.executable, "-m", "recut.cli", "run", str(spec), "--json", "--no-dvc", "--executor", "ray"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    server: list[int] = []
+    while time.time() < deadline and not server:
+        server = [c for c in _children(proc.pid) if "prefect.server" in _cmdline(c)]
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.2)
+    assert server, "the run never started Prefect's ephemeral server"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_cmdline(p) for p in server):
+        time.sleep(0.2)
+    alive = [p for p in server if _cmdline(p)]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, "Prefect's ephemeral server outlived the terminated run"
