@@ -109,3 +109,23 @@ def keep_torch_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def ephemeral(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Ephemeral mode (no server anywhere), with Prefect's boot and the worker pool recording any use
+    (``"prefect"``, ``"ray"``): the paths that must start neither can assert an empty list."""
+    used: list[str] = []
+    from recut import prefect_env, workers
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("RECUT_DASHBOARD", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setattr(prefect_env, "_profile_api_url", lambda: None)
+    monkeypatch.setattr(prefect_env, "boot_ephemeral", lambda: used.append("prefect"))
+
+    def pool() -> None:
+        used.append("ray")
+        raise RuntimeError("this run must not start workers")
+
+    monkeypatch.setattr(workers, "get_pool", pool)
+    return used

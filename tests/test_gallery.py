@@ -24,24 +24,19 @@ from recut.plan import build_plan
 from recut.runner import StageRunner, run_plan
 from recut.spec import load_spec
 from recut.store import Store
-from tests.conftest import Project
+from tests.conftest import BASE_SPEC, Project
 
 EVIL = """a red <script>alert("x")</script> & 'square'"""
 
-EDIT_SPEC = """\
-method: sdedit
-input:
-  video: media/clip.mp4
-  frames: {start: 0, count: 4}
-model: {profile: tiny-random}
-seed: 0
-params: {strength: 0.5, steps: 4, guidance_scale: 3.0}
-edits:
-  - name: a
-    prompt: 'a red <script>alert("x")</script> & ''square'''
-  - {name: b, prompt: a blue square, negative_prompt: blurry}
-outputs: {formats: [mp4, gif]}
-"""
+EDIT_SPEC = (
+    BASE_SPEC.replace(
+        "  - {name: a, prompt: a red square}\n  - {name: b, prompt: a blue square}\n",
+        "  - name: a\n"
+        "    prompt: 'a red <script>alert(\"x\")</script> & ''square'''\n"
+        "  - {name: b, prompt: a blue square, negative_prompt: blurry}\n",
+    )
+    + "outputs: {formats: [mp4, gif]}\n"
+)
 
 SWEEP_SPEC = """\
 name: strength sweep

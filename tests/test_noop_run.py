@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from recut import prefect_env, workers
+from recut import prefect_env
 from recut.cli import app
 from recut.plan import build_plan
 from recut.runner import run_plan
@@ -23,26 +23,6 @@ from tests.conftest import BASE_SPEC, Project
 def _compute_all(spec: Path, store: Path) -> None:
     """Fill the store in-process (no Prefect, no Ray)."""
     run_plan(build_plan([load_spec(spec)], Store(store)), store)
-
-
-@pytest.fixture
-def ephemeral(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Ephemeral mode, with Prefect's boot and the worker pool recording any use."""
-    used: list[str] = []
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("RECUT_DASHBOARD", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setattr(prefect_env, "_profile_api_url", lambda: None)
-
-    def boot() -> None:
-        used.append("prefect")
-
-    def pool() -> None:
-        used.append("ray")
-        raise RuntimeError("a no-op run must not start workers")
-
-    monkeypatch.setattr(prefect_env, "boot_ephemeral", boot)
-    monkeypatch.setattr(workers, "get_pool", pool)
-    return used
 
 
 def test_an_all_cached_run_starts_nothing_and_restores_the_outputs(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from recut import launch, prefect_env, service, workers
+from recut import launch, service
 from recut.cli import app
 from tests.conftest import BASE_SPEC, Project
 
@@ -26,23 +26,6 @@ def _invoke(*args: str) -> Any:
 def _summary(res: Any) -> dict[str, Any]:
     assert res.exit_code in (0, 1), res.output
     return json.loads(res.stdout)
-
-
-@pytest.fixture
-def ephemeral(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Ephemeral mode (no server anywhere), with Prefect's boot and the worker pool recording any use."""
-    used: list[str] = []
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("RECUT_DASHBOARD", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setattr(prefect_env, "_profile_api_url", lambda: None)
-    monkeypatch.setattr(prefect_env, "boot_ephemeral", lambda: used.append("prefect"))
-
-    def pool() -> None:
-        used.append("ray")
-        raise RuntimeError("an in-process run must not start workers")
-
-    monkeypatch.setattr(workers, "get_pool", pool)
-    return used
 
 
 # --------------------------------------------------------------------------- choosing the path
