@@ -39,7 +39,7 @@ GROUPS: dict[str, list[str]] = {
     ],
 }
 PATTERNS = {
-    "bad specs refused": "-k refus or validat or bad or outside or wrong or empty or beyond or cannot or needs or "
+    "bad specs refused": "-k refus or validat or bad or outside or wrong or empty or beyond or cannot or need or "
     "without",
 }
 
