@@ -36,14 +36,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SIZES = ("small", "large")
+SHAPES = ("circle", "square", "triangle")
 COLOURS = ("green", "blue", "yellow", "purple", "orange", "cyan", "white", "red")
 
 
 def fresh_prompts() -> Any:
     """Prompts in the toy caption grammar that no example spec uses, so each run recomputes one sample."""
     used = "".join(p.read_text() for p in (REPO / "specs" / "examples").glob("*.yaml"))
-    for size, colour in itertools.product(SIZES, COLOURS):
-        prompt = f"a {size} {colour} circle moving right over a plain white background"
+    for shape, size, colour in itertools.product(SHAPES, SIZES, COLOURS):
+        prompt = f"a {size} {colour} {shape} moving right over a plain white background"
         if prompt not in used:
             yield prompt
 
