@@ -5,7 +5,9 @@ folder, ``video``: a ModelScope-layout text-to-video pipeline folder, ...) to
 either a folder inside this repository or a public hub id.  Everything loads
 through ``from_pretrained``; recut never downloads at run time: a hub id must
 already be in the local Hugging Face cache (``huggingface-cli download`` on a
-machine with network), or loading fails with a message that says so.
+machine with network), or loading fails with a message that says so. The ``fullsize-random``
+profile holds the public configs of the full-size models in the repository; :mod:`recut.fullsize`
+draws their weights at random on first use.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
+#: The public configs of the ``fullsize-random`` profile (see :mod:`recut.fullsize`).
+FULLSIZE_CONFIGS = MODELS_DIR / "fullsize"
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class Profile:
     name: str
     description: str
     components: dict[str, str]
-    #: dtype used when CUDA is present; CPU always computes in float32.
+    #: dtype used when CUDA is present; the CPU computes in float32, or in bfloat16 when that is the dtype.
     cuda_dtype: str = "float32"
     local: bool = True
     options: dict[str, Any] = field(default_factory=dict)
@@ -38,6 +42,9 @@ class Profile:
     #: (what it takes from the previous stage) and its noise ``strength``.
     #: Used by the ``dreamix`` engine; part of the model identity when present.
     cascade: tuple[dict[str, Any], ...] = ()
+    #: Components are folders of public configs (under :data:`FULLSIZE_CONFIGS`) whose weights
+    #: :mod:`recut.fullsize` draws with seeded random values into a local cache on first use.
+    built_on_use: bool = False
 
 
 #: The toy zoo's models one by one: profile ``toy-<name>`` -> (role, folder under models/toy, what it is).
@@ -114,6 +121,32 @@ PROFILES: dict[str, Profile] = {
             cascade=TOY_VIDEO_CASCADE,
         ),
         *_toy_component_profiles(),
+        Profile(
+            "fullsize-random",
+            "The real architectures with seeded random weights, built from the public config.json of "
+            "SD-1.5 (UNet, VAE, CLIP ViT-L/14 text encoder; role image), ModelScope T2V (video), zeroscope "
+            "v2 576w (zeroscope), CLIP ViT-L/14 (clip), DPT-Large (depth), Gen-1 (the ModelScope UNet widened "
+            "by the 8 structure channels, CLIP ViT-L/14 content; gen1), SVD-XT (UNet, temporal VAE decoder, "
+            "CLIP ViT-H/14 image encoder; image2video) and ReVideo (SVD-XT with a control module sized from "
+            "its UNet config, no base_kv; revideo). The tokenizer is tiny-random's offline BPE (780 ids, 77 "
+            "tokens), which indexes the first rows of the published 49408-row text embeddings. Weights are "
+            "drawn on first use into ~/.cache/recut/fullsize-random ($RECUT_FULLSIZE_DIR), stored as "
+            "bfloat16, and the model computes in bfloat16 (model.dtype: float32 for float32). Proves "
+            "shapes, memory, dtypes and timings at real size; outputs are noise.",
+            {
+                "image": "models/fullsize/sd",
+                "video": "models/fullsize/modelscope",
+                "zeroscope": "models/fullsize/zeroscope",
+                "clip": "models/fullsize/clip-vit-l14",
+                "depth": "models/fullsize/dpt-large",
+                "gen1": "models/fullsize/gen1",
+                "image2video": "models/fullsize/svd",
+                "revideo": "models/fullsize/revideo",
+            },
+            cuda_dtype="bfloat16",
+            cascade=({"role": "video", "width": 256, "height": 256, "frames": 16},),
+            built_on_use=True,
+        ),
         Profile(
             "sd15",
             "Stable Diffusion 1.5 (512x512), the image backbone of SDEdit and Video-P2P.",
@@ -214,8 +247,22 @@ def in_local_cache(repo: str, revision: str | None = None) -> bool:
 
 
 def availability(profile: str) -> str:
-    """``"in repo"``, ``"in local cache"`` or ``"not on this machine"`` (every component must be there)."""
+    """``"in repo"``, ``"in local cache"`` or ``"not on this machine"`` (every component must be there);
+    a profile built on first use says whether its weights are built yet, and where."""
     prof = PROFILES[profile]
+    if prof.built_on_use:
+        from recut import fullsize  # local: only this profile needs the builder
+
+        if not all((REPO_ROOT / loc).is_dir() for loc in prof.components.values()):
+            return "missing"
+        cache = fullsize.default_cache()
+        todo = [
+            m
+            for loc in prof.components.values()
+            for m in fullsize.missing(FULLSIZE_CONFIGS, cache, _config_folder(loc))
+        ]
+        state = "weights built" if not todo else "configs in repo, weights built on first use"
+        return f"{state} ({cache})"
     if prof.local:
         return "in repo" if all((REPO_ROOT / loc).is_dir() for loc in prof.components.values()) else "missing"
     return "in local cache" if all(in_local_cache(loc) for loc in prof.components.values()) else "not on this machine"
@@ -233,26 +280,45 @@ class ResolvedModel:
     options: dict[str, Any] = field(default_factory=dict)
     #: The profile's sampling cascade (see :class:`Profile`); empty for ``repo``/``path`` models.
     cascade: tuple[dict[str, Any], ...] = ()
+    #: A profile built on first use: ``(config folder, cache folder)`` of :mod:`recut.fullsize`.
+    build: tuple[str, str] | None = None
 
     def location(self, role: str) -> str:
-        """Local folder or hub id for ``role`` (``image``, ``video``, ...)."""
+        """Local folder or hub id for ``role`` (``image``, ``video``, ...); a profile built on first use
+        builds the role's folder here (its diffusers and transformers components)."""
         if role not in self.components:
             raise ModelNotAvailable(
                 f"model {self.name!r} has no {role!r} component "
                 f"(it has: {', '.join(sorted(self.components)) or 'none'})"
             )
-        return self.components[role]
+        loc = self.components[role]
+        if self.build is not None:
+            from recut import fullsize  # local: only profiles built on use need the builder
+
+            configs, cache = self.build
+            fullsize.ensure_folder(Path(configs), Path(cache), Path(loc).relative_to(cache).as_posix())
+        return loc
 
     def torch_dtype(self, device: str) -> Any:
+        """The compute dtype: ``dtype`` on CUDA; on the CPU bfloat16 when asked for, float32 otherwise
+        (float16 matmuls are slow or missing there)."""
         import torch  # local: torch takes seconds to import
 
         if device == "cpu":
-            return torch.float32
+            return torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
         return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[self.dtype]
 
     def from_pretrained(self, cls: Any, role: str, device: str = "cpu", **kwargs: Any) -> Any:
-        """``cls.from_pretrained`` on the component, offline, with a clear error."""
+        """``cls.from_pretrained`` on the component, offline, with a clear error. A profile built on first
+        use first builds the component with ``cls`` (an engine's own class is built only this way)."""
         loc = self.location(role)
+        if self.build is not None and kwargs.get("subfolder"):
+            from recut import fullsize  # local: only profiles built on use need the builder
+
+            configs, cache = self.build
+            rel = (Path(loc).relative_to(cache) / str(kwargs["subfolder"])).as_posix()
+            if (Path(configs) / rel).is_dir():
+                fullsize.ensure_component(Path(configs), Path(cache), rel, cls)
         kw: dict[str, Any] = dict(kwargs)
         if not Path(loc).is_dir():
             kw.setdefault("local_files_only", os.environ.get("RECUT_ALLOW_DOWNLOAD") != "1")
@@ -310,6 +376,35 @@ def _identity(
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def _config_folder(loc: str) -> str:
+    """A built-on-use profile's component (``models/fullsize/sd``) as a folder under the configs (``sd``)."""
+    return (REPO_ROOT / loc).relative_to(FULLSIZE_CONFIGS).as_posix()
+
+
+def _resolve_built(prof: Profile, revision: str | None, dtype: str | None) -> ResolvedModel:
+    """A profile built on first use: components in the cache; the identity is the configs' digest (the
+    weights are a function of them), so resolving builds nothing."""
+    from recut import fullsize  # local: only this profile needs the builder
+
+    cache = fullsize.default_cache()
+    comps = {role: str(cache / _config_folder(loc)) for role, loc in prof.components.items()}
+    dt = dtype or prof.cuda_dtype
+    desc: dict[str, Any] = {"fullsize": fullsize.config_digest(FULLSIZE_CONFIGS), "dtype": dt}
+    if prof.cascade:
+        desc["cascade"] = list(prof.cascade)
+    ident = hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()
+    return ResolvedModel(
+        prof.name,
+        comps,
+        revision,
+        dt,
+        ident,
+        dict(prof.options),
+        tuple(prof.cascade),
+        (str(FULLSIZE_CONFIGS), str(cache)),
+    )
+
+
 def resolve(
     profile: str | None = None,
     repo: str | None = None,
@@ -322,6 +417,8 @@ def resolve(
         if profile not in PROFILES:
             raise KeyError(profile)
         prof = PROFILES[profile]
+        if prof.built_on_use:
+            return _resolve_built(prof, revision, dtype)
         comps = {role: str(REPO_ROOT / loc) if prof.local else loc for role, loc in prof.components.items()}
         dt = dtype or prof.cuda_dtype
         ident = _identity(comps, revision, dt, prof.cascade)

@@ -242,7 +242,9 @@ class ModelSpec(_Strict):
     repo: str | None = Field(None, description="A Hugging Face repo id (must be in the local cache).")
     path: Path | None = Field(None, description="A local diffusers pipeline folder.")
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit).")
-    dtype: DType | None = Field(None, description="Weights dtype on CUDA (CPU always uses float32).")
+    dtype: DType | None = Field(
+        None, description="Compute dtype: as given on CUDA; on the CPU bfloat16 when asked for, else float32."
+    )
 
     @field_validator("profile")
     @classmethod

@@ -188,6 +188,20 @@ def test_content_from_an_image_and_from_the_prior(project: Project) -> None:
     assert not np.array_equal(outs["text"], outs["image"]) and not np.array_equal(outs["text"], outs["prior"])
 
 
+@pytest.mark.parametrize("content", ["image", "prior"])
+def test_image_and_prior_content_run_in_half_precision(project: Project, content: str) -> None:
+    """Found at full size (benchmarks/fullsize.py, bfloat16): the content projection and the prior load in
+    float32 as saved while the UNet runs in half precision; the embedding must meet each in its own dtype."""
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32, 3), (30, 200, 60), np.uint8)).save(project.root / "media" / "ref.png")
+    extra = ", content_image: ../media/ref.png" if content == "image" else ""
+    text = SPEC.replace("params: {steps: 2}", f"params: {{steps: 2, content: {content}{extra}}}")
+    spec = project.spec(text.replace("{profile: tiny-random}", "{profile: tiny-random, dtype: bfloat16}"))
+    out = np.load(_sample_dir(_run(spec, Store(project.store))) / "frames.npy")
+    assert out.shape == (4, 64, 64, 3) and out.dtype == np.uint8
+
+
 # --------------------------------------------------------------------------- the stage graph
 
 

@@ -254,3 +254,14 @@ def test_the_base_kv_file_holds_exactly_the_temporal_kv() -> None:
     stored = load_file(str(TINY / "base_kv.safetensors"))
     fresh = UNetSpatioTemporalConditionModel.from_pretrained(TINY / "unet")
     assert set(stored) == set(temporal_kv_names(fresh))
+
+
+def test_the_control_module_builds_on_the_meta_device() -> None:
+    """Found at full size (benchmarks/fullsize.py): the module must build under ``torch.device("meta")``
+    (counting the SVD-XT-sized module, or any loader that creates weights empty first); SAFM's pooling
+    factor was a tensor product, which the meta device cannot turn into an int."""
+    cfg = ControlModule.load_config(TINY / "control")
+    with torch.device("meta"):
+        control = ControlModule.from_config(cfg)
+    assert control.safm is not None and control.safm.pool == 4
+    assert next(control.parameters()).is_meta

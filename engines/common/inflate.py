@@ -24,7 +24,9 @@ computed explicitly and passed through
 ``hook(probs, is_cross, place, heads) -> probs`` with ``probs`` of shape
 ``[B*F*heads, N, M]`` (``place`` is ``down``/``mid``/``up``).  That is how
 :mod:`engines.common.p2p` edits attention.  A hook with a ``wants(is_cross) -> bool``
-method is only called (and maps only materialised) where it returns True.  Without a hook the processors use
+method is only called (and maps only materialised) where it returns True; a hook with a
+``rowwise(is_cross) -> bool`` method that returns True acts on each query row alone, and gets the maps
+in blocks of rows (at most :data:`HOOK_BLOCK_ELEMENTS` at once).  Without a hook the processors use
 ``scaled_dot_product_attention`` (the memory-efficient path), and
 ``state.frame_chunk`` bounds how many frames' self-attention run at once.
 
@@ -47,6 +49,12 @@ FRAME_ATTENTION: tuple[str, ...] = ("first", "sparse_causal", "self")
 AttentionHook = Callable[[torch.Tensor, bool, str, int], torch.Tensor]
 
 __all__ = ["FRAME_ATTENTION", "T2SAttnProcessor", "T2SState", "T2SUNet", "frame_context", "inflate"]
+
+#: The largest block of attention maps the hook path materialises at once (elements: 2^27, 256 MiB in
+#: bfloat16), for a hook whose ``rowwise(is_cross)`` says it acts on each query row alone. Frame
+#: attention at 512x512 over 4 frames and two prompts with guidance holds 16 x 8 heads x 4096 x 4096 maps
+#: in one layer: 4 GiB in bfloat16, 8 GiB in float32 (measured in benchmarks/fullsize.py).
+HOOK_BLOCK_ELEMENTS = 1 << 27
 
 
 @dataclass
@@ -112,9 +120,20 @@ class T2SAttnProcessor:
         if st.hook is not None and (wants is None or wants(is_cross)):
             q, k, v = attn.head_to_batch_dim(query), attn.head_to_batch_dim(key), attn.head_to_batch_dim(value)
             mask = attn.prepare_attention_mask(attention_mask, context.shape[1], context.shape[0])
-            probs = attn.get_attention_scores(q, k, mask)
-            probs = st.hook(probs, is_cross, self.place, attn.heads)
-            out = attn.batch_to_head_dim(torch.bmm(probs, v))
+            rowwise = getattr(st.hook, "rowwise", None)
+            rows = max(1, HOOK_BLOCK_ELEMENTS // (q.shape[0] * k.shape[1]))
+            if mask is None and rows < q.shape[1] and rowwise is not None and rowwise(is_cross):
+                # 1. the maps a block of query rows at a time: a softmax runs over one row's keys, so the
+                #    rows give the same result in any grouping, and the hook acts row by row
+                outs = []
+                for r in range(0, q.shape[1], rows):
+                    probs = attn.get_attention_scores(q[:, r : r + rows], k, None)
+                    outs.append(torch.bmm(st.hook(probs, is_cross, self.place, attn.heads), v))
+                out = attn.batch_to_head_dim(torch.cat(outs, dim=1))
+            else:
+                probs = attn.get_attention_scores(q, k, mask)
+                probs = st.hook(probs, is_cross, self.place, attn.heads)
+                out = attn.batch_to_head_dim(torch.bmm(probs, v))
         else:
             out = self._sdpa(attn, query, key, value, attention_mask)
         out = attn.to_out[1](attn.to_out[0](out))

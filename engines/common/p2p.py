@@ -198,6 +198,12 @@ class AttentionController:
         injecting = self.config.mode != "none" and self.step < self.cross_steps
         return injecting or self.blend_idx is not None or (self.equalizer is not None and self.config.mode != "none")
 
+    @staticmethod
+    def rowwise(is_cross: bool) -> bool:
+        """Frame attention's control copies the source branch's maps row by row, so it may see them in
+        blocks of query rows; cross-attention's local blend stores whole maps."""
+        return not is_cross
+
     def __call__(self, probs: torch.Tensor, is_cross: bool, place: str, heads: int) -> torch.Tensor:
         f = self.num_frames
         total, n, m = probs.shape

@@ -60,8 +60,9 @@ def image_context(g: Gen1Components, embedding: torch.Tensor) -> torch.Tensor:
     """Cross-attention context ``[1, tokens, D]`` of a unit CLIP image embedding ``[1, E]``."""
     if g.projection is None:
         raise ValueError("this model has no content projection: it takes text content only")
+    dtype = next(g.projection.parameters()).dtype  # the projection keeps its own dtype (float32 as saved)
     with torch.no_grad():
-        return g.projection(embedding.to(g.base.dtype))
+        return g.projection(embedding.to(dtype)).to(g.base.dtype)
 
 
 def prior_embedding(g: Gen1Components, prompt: str) -> torch.Tensor:
@@ -71,7 +72,8 @@ def prior_embedding(g: Gen1Components, prompt: str) -> torch.Tensor:
     if g.prior is None or g.clip is None:
         raise ValueError("this model has no prior: content.source 'prior' needs one")
     with torch.no_grad():
-        return g.prior(text_embeddings(g.clip, g.clip_processor, [prompt]))
+        emb = text_embeddings(g.clip, g.clip_processor, [prompt])  # float32
+        return g.prior(emb.to(next(g.prior.parameters()).dtype))
 
 
 def unet_fn(unet: Any, structure: torch.Tensor) -> Callable[[torch.Tensor, Any, torch.Tensor], torch.Tensor]:

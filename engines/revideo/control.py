@@ -18,6 +18,7 @@ VAE downsamples by 8 (strides 2, 2, 2), the toy VAE by 4 (2, 2, 1).
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Literal
 
 import torch
@@ -65,7 +66,7 @@ class SAFM(nn.Module):
     def __init__(self, temb_channels: int, hidden: int, strides: tuple[int, ...], use_time: bool = True):
         super().__init__()
         self.use_time = use_time
-        self.pool = int(torch.tensor(strides).prod())
+        self.pool = math.prod(strides)  # plain ints: a tensor here fails under torch.device('meta')
         self.conv_in = nn.Conv2d(1, hidden, 3, padding=1)
         self.time = nn.Linear(temb_channels, hidden) if use_time else None
         self.body = nn.Sequential(nn.SiLU(), nn.Conv2d(hidden, hidden, 3, padding=1), nn.SiLU())
