@@ -317,3 +317,23 @@ def test_a_race_leaves_one_whole_component(small, tmp_path: Path) -> None:
     assert fullsize._build(configs / "sd" / "vae", cache / "sd" / "vae", "sd/vae", None, 0)
     assert sorted(p.name for p in (cache / "sd" / "vae").iterdir()) == before
     assert not [p for p in (cache / "sd").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("example", ["videop2p-wordswap.yaml", "gen1-text.yaml", "revideo-trajectory.yaml"])
+def test_validating_a_full_size_spec_builds_nothing(example: str, tmp_path: Path, monkeypatch) -> None:
+    """`recut validate` reads the profile's configs and tokenizer where it needs them (frame-size
+    multiples, token counts, components), never the weights it would build on first use."""
+    from typer.testing import CliRunner
+
+    from recut.cli import app
+
+    monkeypatch.setenv("RECUT_FULLSIZE_DIR", str(tmp_path / "cache"))
+    text = (REPO_ROOT / "specs" / "examples" / example).read_text()
+    spec = REPO_ROOT / "specs" / "examples" / f"_fullsize-{example}"
+    spec.write_text(text.replace("model: {profile: toy}", "model: {profile: fullsize-random}"))
+    try:
+        res = CliRunner().invoke(app, ["validate", str(spec)])
+    finally:
+        spec.unlink()
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.safetensors"))

@@ -76,29 +76,35 @@ def media_problem(path: Path) -> str | None:
         return first
 
 
-def model_config(spec: Any, role: str, component: str) -> dict[str, Any] | None:
-    """The ``config.json`` of ``component`` (``unet``, ``vae``, ...) of the spec's model for ``role``,
-    when validation can read it here: a local folder, or the config files of a profile built on first
-    use (nothing is built or downloaded). None when it cannot tell (a hub id, a missing file)."""
-    import json
-
+def model_location(spec: Any, role: str) -> str | None:
+    """Where validation can look at the spec's model for ``role`` without building or downloading it:
+    a local folder, a profile-built-on-use's config folder, or a hub id; None when the model does not
+    resolve or has no such role."""
     try:
         model = spec.model.resolve()
     except Exception:  # noqa: BLE001 - an unavailable model is reported by the model checks
         return None
     loc = model.components.get(role)
+    if loc is None or model.build is None:
+        return loc
+    configs, cache = model.build
+    try:
+        return str(Path(configs) / Path(loc).relative_to(cache))
+    except ValueError:
+        return None
+
+
+def model_config(spec: Any, role: str, component: str) -> dict[str, Any] | None:
+    """The ``config.json`` of ``component`` (``unet``, ``vae``, ...) of the spec's model for ``role``,
+    when validation can read it here (:func:`model_location`); None when it cannot tell (a hub id, a
+    missing file)."""
+    import json
+
+    loc = model_location(spec, role)
     if loc is None:
         return None
-    folder = Path(loc)
-    if model.build is not None:
-        configs, cache = model.build
-        try:
-            folder = Path(configs) / folder.relative_to(cache)
-        except ValueError:
-            return None
-    path = folder / component / "config.json"
     try:
-        return dict(json.loads(path.read_text()))
+        return dict(json.loads((Path(loc) / component / "config.json").read_text()))
     except (OSError, ValueError):
         return None
 

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engines.common.checks import input_shape, size_issues, size_multiple
+from engines.common.checks import input_shape, model_location, size_issues, size_multiple
 from engines.common.p2p import prompt_words, token_count
 from engines.videop2p.params import VideoP2PParams
 
@@ -53,10 +53,8 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
     _t, h, w = input_shape(spec)
     issues: list[tuple[str, str]] = size_issues(spec, size_multiple(spec, "image"), h, w)
     base = spec.params.model_dump()
-    try:
-        tok = _tokenizer(spec.model.resolve().location("image"))
-    except Exception:  # noqa: BLE001 - no tokenizer: fall back to counting words
-        tok = None
+    loc = model_location(spec, "image")  # nothing is built or downloaded to validate
+    tok = _tokenizer(loc) if loc is not None else None
     src = base["source_prompt"]
     if not src.strip():
         return [("params.source_prompt", "the source prompt is empty; give the text that describes the input clip")]
