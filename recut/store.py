@@ -86,8 +86,8 @@ class ArtifactRef:
     stage: str = ""
     #: Compute seconds, on the ref :meth:`Store.commit` returns only: ``ref.json`` holds nothing
     #: but what the artifact's bytes determine, so the same artifact has the same DVC pointer
-    #: on every machine and branch.
-    seconds: float = 0.0
+    #: on every machine and branch. Not part of a ref's identity (equality ignores it).
+    seconds: float = field(default=0.0, compare=False)
     #: name -> size in bytes of each file; empty in entries committed before sizes were recorded.
     sizes: dict[str, int] = field(default_factory=dict)
 
