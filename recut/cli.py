@@ -16,6 +16,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -84,19 +85,23 @@ def _store_root(paths: list[Path], store: Path | None) -> str:
 
 
 def main() -> None:
-    # SIGTERM (a scheduler's stop, `kill`) exits through Python's shutdown like Ctrl-C does, so the
-    # atexit hooks stop what this process started (Prefect's ephemeral server, the local Ray): with
-    # the default handler the process vanishes and the ephemeral server is left running. Commands
-    # that own long-lived servers (dashboard, serve) install their own handler.
-    signal.signal(signal.SIGTERM, _terminated)
     try:
         app()
     except _Exit as e:
         sys.exit(e.code)
 
 
-def _terminated(signum: int, _frame: Any) -> None:
-    raise SystemExit(128 + signum)
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a scheduler's stop, `kill`) exits through Python's shutdown like Ctrl-C does, so the
+    atexit hooks stop what this process started (Prefect's ephemeral server, the local Ray): with the
+    default handler the process vanishes and the ephemeral server is left running. For `recut run`
+    only: the commands that own long-lived servers (dashboard, serve) handle their signals themselves."""
+
+    def terminated(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
 
 
 # --------------------------------------------------------------------------- validate
@@ -223,6 +228,7 @@ def run(
 ) -> None:
     """Run specs as a Prefect flow on Ray workers; outputs land in each spec's output dir."""
     t_start = time.perf_counter()
+    _exit_on_sigterm()
     loaded = _load_all(specs)  # validate at the edge, before anything starts
     from recut import launch, prefect_env, service
 

@@ -314,20 +314,24 @@ class _Stop(Exception):
 
 
 @contextlib.contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the dashboard as Ctrl-C does (main thread only)."""
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGHUP end the dashboard as Ctrl-C does (main thread only): the handler only sets
+    the event it yields, which the main loop polls. An exception raised from the handler could land
+    anywhere in the start-up (a print, a lock) and left the process hanging now and then."""
+    stop = threading.Event()
 
     def handler(signum: int, frame: Any) -> None:
-        raise _Stop(signal.Signals(signum).name)
+        stop.reason = signal.Signals(signum).name  # type: ignore[attr-defined]
+        stop.set()
 
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, handler)
     try:
-        yield
+        yield stop
     finally:
         for s, h in old.items():
             if h is not None:
@@ -364,7 +368,7 @@ def run(
     proc: subprocess.Popen[bytes] | None = None
     srv: _OutputsServer | None = None
     code = 0
-    with _stop_on_signals():
+    with _stop_on_signals() as stop:
         try:
             proc = start_prefect(port, log_path)  # before any thread starts (preexec_fn)
             srv, _ = serve_outputs(outputs, files_port)
@@ -372,6 +376,8 @@ def run(
             say(f"starting the Prefect server on {ui} (log: {log_path}) ...")
             deadline = time.monotonic() + START_TIMEOUT_S
             while not answers(api + "/health", timeout=1.0):
+                if stop.is_set():
+                    raise _Stop(getattr(stop, "reason", ""))
                 if proc.poll() is not None:
                     say(f"error: the Prefect server exited with code {proc.returncode}:\n{_tail(log_path)}")
                     return proc.returncode or 1
@@ -392,7 +398,11 @@ def run(
             say(f"dashboard: {ui}   (API {api})")
             say(f"outputs:   {files}/  serves {outputs} read-only (the gallery: {files}/index.html)")
             say(f"`recut run` in {project_root} records its runs here; Ctrl-C stops both servers")
-            code = proc.wait()
+            while proc.poll() is None and not stop.wait(0.3):
+                pass
+            if stop.is_set():
+                raise _Stop(getattr(stop, "reason", ""))
+            code = int(proc.returncode)
             say(f"the Prefect server exited with code {code}")
         except (KeyboardInterrupt, _Stop) as exc:
             say(f"stopping ({str(exc) or 'Ctrl-C'}) ...")
