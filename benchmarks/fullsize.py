@@ -376,15 +376,28 @@ def vae_tiling(device: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the driver
 
 
-def _child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+def child(
+    args: list[str], env: dict[str, str] | None = None, timeout: float | None = None, script: str = __file__
+) -> dict[str, Any]:
+    """Run ``script`` (this benchmark, or benchmarks/gpu.py) with ``args`` in its own process (its own
+    peak memory); its last JSON line, with ``wall_s``, or ``{"error": ...}``."""
+    cmd = [sys.executable, str(Path(script).resolve()), *args]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
     wall = time.perf_counter() - t0
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
-        return {"error": "\n".join(tail), "returncode": proc.returncode, "wall_s": round(wall, 1)}
+        return {
+            "error": "\n".join(tail) or f"exit {proc.returncode}",
+            "returncode": proc.returncode,
+            "wall_s": round(wall, 1),
+        }
     res = json.loads(lines[-1])
     res["wall_s"] = round(wall, 1)
     return res
@@ -396,7 +409,7 @@ def smoke(device: str, only: list[str]) -> list[dict[str, Any]]:
         if only and name not in only:
             continue
         print(f"# {name}: {CASES[name][0]}", file=sys.stderr, flush=True)
-        res = _child(["--case", name, "--device", device])
+        res = child(["--case", name, "--device", device])
         res.setdefault("case", name)
         print(json.dumps(res), file=sys.stderr, flush=True)
         results.append(res)
@@ -413,13 +426,13 @@ def memory(device: str, only: list[str]) -> dict[str, Any]:
             args = ["--case", case, "--device", device, "--overrides", json.dumps(overrides)]
             args += ["--options", json.dumps(options)] + (["--dtype", dtype] if dtype else [])
             print(f"# {key}: {label}", file=sys.stderr, flush=True)
-            res = _child(args)
+            res = child(args)
             res["label"] = label
             print(json.dumps(res), file=sys.stderr, flush=True)
             rows.append(res)
         out[key] = {"what": what, "rows": rows}
     if not only or "vae_tiling" in only:
-        out["vae_tiling"] = _child(["--vae-tiling", "--device", device])
+        out["vae_tiling"] = child(["--vae-tiling", "--device", device])
     return out
 
 

@@ -31,10 +31,8 @@ import copy
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,21 +45,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-PROMPT = "a large green circle moving right over a plain white background"
+from benchmarks.fullsize import PROMPT, child, peak_rss_gb, scene  # noqa: E402 - after the path
+
 SOURCE = "a large red circle moving right over a plain white background"
-
-
-def scene(width: int, height: int, frames: int) -> dict[str, Any]:
-    return {
-        "toy": {
-            "objects": [{"shape": "circle", "colour": "red", "size": "large", "motion": "right"}],
-            "background": {"kind": "plain", "colour": "white"},
-            "frames": frames,
-            "width": width,
-            "height": height,
-            "seed": 3,
-        }
-    }
 
 
 def methods(tiny: bool) -> dict[str, dict[str, Any]]:
@@ -286,7 +272,7 @@ def run_method(name: str, tiny: bool, profile: str, dtype: str, compile_: bool) 
     if device == "cuda":
         out["peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         out["gpu"] = torch.cuda.get_device_name()
-    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)
+    out["peak_rss_gb"] = round(peak_rss_gb(), 2)
     out["paper"] = m["paper"]
     out["paper_note"] = m.get("paper_note", "")
     shutil.rmtree(root, ignore_errors=True)  # the method's store and outputs
@@ -304,22 +290,6 @@ def _roles(name: str) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- the driver and the table
-
-
-def _child(args: list[str], timeout: float) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-12:]
-        return {"error": "\n".join(tail) or f"exit {proc.returncode}", "wall_s": round(time.perf_counter() - t0, 1)}
-    res = json.loads(lines[-1])
-    res["wall_s"] = round(time.perf_counter() - t0, 1)
-    return res
 
 
 def _cell(s: dict[str, Any]) -> str:
@@ -394,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             res["wall_s"] = round(time.perf_counter() - t1, 1)
         else:  # one process per method: its own peak GPU memory
             flags = ["--method", name, "--profile", profile, "--dtype", args.dtype]
-            res = _child(flags + (["--compile"] if args.compile else []), args.timeout)
+            res = child(flags + (["--compile"] if args.compile else []), timeout=args.timeout, script=__file__)
         res.setdefault("method", name)
         print(f"# {name}: {res.get('wall_s', '?')} s", file=sys.stderr, flush=True)
         results.append(res)
