@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +32,10 @@ PUBLISHED_PARAMETERS = {
 
 
 @pytest.fixture
-def no_network(monkeypatch):
-    attempts: list[object] = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network is off in this test")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+def offline(no_network, monkeypatch):
+    """No connection (the shared ``no_network``) and the hub told it is offline."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return attempts
+    return no_network
 
 
 def _engine_class(name: str) -> Any:
@@ -254,7 +245,7 @@ def _model(small: tuple[Path, Path], dtype: str = "bfloat16") -> ResolvedModel:
     return ResolvedModel("fullsize-small", comps, None, dtype, "test", {}, (), (str(configs), str(cache)))
 
 
-def test_a_folder_builds_offline_and_loads_through_the_engines_path(small, no_network) -> None:
+def test_a_folder_builds_offline_and_loads_through_the_engines_path(small, offline) -> None:
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from transformers import CLIPModel, CLIPProcessor, CLIPTextModel, DPTForDepthEstimation
 
@@ -277,10 +268,10 @@ def test_a_folder_builds_offline_and_loads_through_the_engines_path(small, no_ne
     assert model.from_pretrained(CLIPModel, "gen1", subfolder="clip") is not None
     assert model.from_pretrained(CLIPProcessor, "gen1", subfolder="clip") is not None
     assert model.from_pretrained(DPTForDepthEstimation, "gen1", subfolder="depth") is not None
-    assert not no_network
+    assert not offline
 
 
-def test_engine_classes_build_when_the_engine_loads_them(small, no_network) -> None:
+def test_engine_classes_build_when_the_engine_loads_them(small, offline) -> None:
     from engines.gen1.engine import Gen1Engine
     from engines.revideo.engine import ReVideoEngine
 
@@ -293,7 +284,7 @@ def test_engine_classes_build_when_the_engine_loads_them(small, no_network) -> N
     r.load()
     assert r.components.control is not None
     assert r.components.base.unet.dtype == torch.bfloat16
-    assert not no_network
+    assert not offline
 
 
 def test_the_weights_are_seeded(small, tmp_path: Path) -> None:
