@@ -248,6 +248,14 @@ def run(
     todo = [n for n in planned.ordered() if not n.cached]
     paths = [str(p.resolve()) for p in specs]
     warm = service.attach(Path(paths[0]).parent, notice=lambda line: err.print(line, markup=False))
+    if warm is not None and not warm.records and not mode.startswith("ephemeral"):
+        # The service started before this Prefect server: it would not record the run there.
+        err.print(
+            f"recut service (pid {warm.state.get('pid')}) started without a Prefect server, so it would not "
+            "record this run; running cold (`recut down` then `recut up` makes it record)",
+            markup=False,
+        )
+        warm = None
     if not todo and mode.startswith("ephemeral") and (warm is None or not warm.records):
         # Nothing to compute and no dashboard to record on: no Prefect server, no Ray (a no-op run
         # costs what planning costs). With a server running, the flow runs and records the run.

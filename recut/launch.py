@@ -82,27 +82,77 @@ def set_threads() -> int:
     return n
 
 
+def walk(
+    plan: Any, store_root: str, compute: Any, concurrency: int = 1
+) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """Serve every node of ``plan`` (:func:`recut.runner.serve_node`), no Prefect: a node starts once all
+    its upstream nodes have ended, with at most ``concurrency`` nodes at a time (threads; ``compute``
+    blocks them until a worker is free). A failure fails only what reads it. Returns (results, errors)
+    by key, as the flows collect them."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from recut.runner import serve_node
+
+    nodes = plan.ordered()
+    results: dict[str, Any] = {}
+    errors: dict[str, BaseException] = {}
+    pending = list(nodes)
+    running: dict[Future[Any], str] = {}
+
+    def ended(key: str) -> bool:
+        return key in results or key in errors
+
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="recut-stage") as pool:
+        while pending or running:
+            ready = [n for n in pending if all(ended(k) for k in n.upstream.values())]
+            for node in ready[: max(0, concurrency - len(running))]:
+                pending.remove(node)
+                upstream = {name: errors.get(key) or results[key] for name, key in node.upstream.items()}
+                running[pool.submit(serve_node, node, upstream, store_root, compute)] = node.key
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                key = running.pop(fut)
+                exc = fut.exception()
+                if exc is None:
+                    results[key] = fut.result()
+                else:
+                    errors[key] = exc
+    return results, errors
+
+
 def run_in_process(plan: Any, store: Any, dvc: bool) -> dict[str, Any]:
-    """Every node of ``plan`` in graph order in this process (:class:`recut.runner.StageRunner`):
-    hits come from the store, misses are computed and committed, a failure fails only what reads it.
-    Then the outputs, summaries and DVC record, as the flows write them."""
+    """Every node of ``plan`` in graph order in this process (:class:`recut.runner.StageRunner`), one at a
+    time (torch already takes the cores): hits come from the store, misses are computed and committed, a
+    failure fails only what reads it. Then the outputs, summaries and DVC record, as the flows write them."""
     from recut.outputs import finish_run
-    from recut.runner import StageRunner, serve_node
+    from recut.runner import StageRunner
 
     t0 = time.perf_counter()
     set_threads()
     runner = StageRunner()
-    results: dict[str, Any] = {}
-    errors: dict[str, BaseException] = {}
-    for node in plan.ordered():
-        upstream: dict[str, Any] = {}
-        for name, key in node.upstream.items():
-            upstream[name] = errors[key] if key in errors else results[key]
-        try:
-            results[node.key] = serve_node(node, upstream, str(store.root), runner.run_reporting)
-        except Exception as exc:  # noqa: BLE001 - a failure fails only what reads it, as in the flows
-            errors[node.key] = exc
+    results, errors = walk(plan, str(store.root), runner.run_reporting)
     summary = finish_run(plan, results, errors, store, dvc, t0)
     summary["workers"] = [{"pid": "in-process", "loads": runner.loads, "calls": runner.calls}]
     summary["prefect"] = "not started (in-process run; ephemeral mode records no run)"
+    return summary
+
+
+def run_on_pool(paths: list[str], force: list[str], store_root: str, dvc: bool) -> dict[str, Any]:
+    """The specs on the worker pool without Prefect (the warm service when its Prefect is ephemeral, so
+    no dashboard shows a run): validate, plan, then :func:`walk` with one thread per worker, so stages
+    run concurrently as they do under the flows. Outputs, summaries and DVC as the flows write them."""
+    from recut.outputs import finish_run
+    from recut.plan import build_plan
+    from recut.spec import load_spec
+    from recut.store import Store
+    from recut.workers import get_pool
+
+    t0 = time.perf_counter()
+    store = Store(store_root)
+    plan = build_plan([load_spec(p) for p in paths], store, set(force))
+    pool = get_pool()
+    results, errors = walk(plan, str(store.root), pool.run, concurrency=pool.size)
+    summary = finish_run(plan, results, errors, store, dvc, t0)
+    summary["workers"] = pool.stats()
+    summary["retries"] = list(pool.retries)
     return summary

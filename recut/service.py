@@ -7,8 +7,9 @@ earlier run already paid. `recut status` shows it; `recut down` stops it.
 - The service runs :func:`recut.launch.run_flows` (the same flows on the same Ray worker pool as a
   cold run) in its own process, one run at a time; a second client waits its turn.
 - Prefect: what :func:`recut.prefect_env.configure` picks in the service's environment. With a
-  server (`recut dashboard`, ``PREFECT_API_URL``) every run is recorded there; otherwise the service
-  keeps one ephemeral server for its whole life (runs are recorded, but no dashboard shows them).
+  server (`recut dashboard`, ``PREFECT_API_URL``) every run is a flow recorded there; otherwise no
+  dashboard could show a run, so the service starts no Prefect and walks the plan on the same pool
+  (:func:`recut.launch.run_on_pool`: the same stages, store, outputs and DVC record).
 - It listens on 127.0.0.1 only, on a port chosen by the OS, and accepts only clients that present the
   random key in its state file ``<project>/.recut/service.json`` (mode 0600), through
   :mod:`multiprocessing.connection`'s challenge.
@@ -206,19 +207,19 @@ class Service:
 
         self.project = project
         self.mode = prefect_env.configure()
-        boot = prefect_env.boot_ephemeral()  # kept for the service's life
+        #: Whether a Prefect server (that a dashboard shows) records the runs. Without one nobody would
+        #: see them: the runs walk the plan on the pool with no Prefect at all (launch.run_on_pool).
+        self.records = not self.mode.startswith("ephemeral")
         from recut.registry import methods
         from recut.workers import get_pool
 
         self.pool = get_pool()
         self.pool.warm(sorted(methods()))
-        if boot is not None:
-            boot.join()
-        # Prefect and the flows are imported now, not in the first run.
-        import flows.batch
-        import flows.edit
-
-        self.flows = (flows.batch, flows.edit)
+        if self.records:  # Prefect and the flows are imported now, not in the first run
+            import flows.batch
+            import flows.edit  # noqa: F401
+        else:
+            import recut.outputs  # noqa: F401  (the run's imports, paid now)
 
         self.started = time.time()
         self.runs = 0
@@ -272,11 +273,15 @@ class Service:
             progress.set_sink(Forward())
             try:
                 loads_before = _total_loads(self.pool.stats())
-                summary = launch.run_flows(paths, force, store_root, dvc, [])
+                if self.records:
+                    summary = launch.run_flows(paths, force, store_root, dvc, [])
+                else:
+                    summary = launch.run_on_pool(paths, force, store_root, dvc)
             finally:
                 progress.set_sink(None)
             self.runs += 1
-        summary["prefect"] = f"{self.mode} (warm service, pid {os.getpid()})"
+        how = "flows" if self.records else "no Prefect: nothing would show the run"
+        summary["prefect"] = f"{self.mode} (warm service, pid {os.getpid()}; {how})"
         summary["model_loads"] = _total_loads(summary.get("workers", [])) - loads_before
         return summary
 

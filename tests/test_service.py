@@ -106,6 +106,60 @@ def test_executor_ray_takes_the_flows_and_a_bad_executor_is_refused(
     assert res.exit_code == 2 and "--executor 'gpu'" in res.stderr
 
 
+def test_the_pool_walk_runs_independent_stages_at_once(project: Project, tmp_path: Any) -> None:
+    """launch.walk (the warm service's path without Prefect) starts the two edits' samples together when
+    it may run two stages at a time; one at a time, they can never meet."""
+    import threading
+
+    from recut.plan import build_plan
+    from recut.runner import StageFailed, StageRunner
+    from recut.spec import load_spec
+    from recut.store import Store
+
+    spec = load_spec(project.spec(BASE_SPEC, "edit.yaml"))
+    runner, lock = StageRunner(), threading.Lock()
+
+    def walk(store: Any, concurrency: int, timeout: float) -> tuple[dict[str, Any], dict[str, BaseException]]:
+        barrier = threading.Barrier(2, timeout=timeout)
+
+        def compute(job: Any, on_progress: Any) -> Any:
+            if job.stage == "sample":
+                barrier.wait()  # both samples must be in flight at once
+            with lock:
+                return runner.run_reporting(job, on_progress)
+
+        plan = build_plan([spec], Store(store), set())
+        return launch.walk(plan, str(store), compute, concurrency=concurrency)
+
+    results, errors = walk(project.store, 2, 60.0)
+    assert not errors and sorted(r.status for r in results.values()).count("computed") == 5
+    results, errors = walk(tmp_path / "serial-store", 1, 1.0)
+    failed = {e.__class__ for e in errors.values()}
+    assert StageFailed in failed and any("BrokenBarrierError" in str(e) for e in errors.values())
+    assert {r.stage for r in results.values()} == {"preprocess"}  # nothing read a failed sample's output
+
+
+def test_a_warm_service_that_would_not_record_is_bypassed_when_a_server_runs(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service started before the dashboard (so it records nothing): the run goes cold through the
+    flows, which record it, and says why in one line."""
+    monkeypatch.setenv("RECUT_STORE", str(project.store))
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    warm = SimpleNamespace(records=False, state={"pid": 4242}, run=lambda *a: pytest.fail("the service ran it"))
+    monkeypatch.setattr(service, "attach", lambda *a, **k: warm)
+    flows: list[list[str]] = []
+
+    def run_flows(paths: list[str], *rest: Any) -> dict[str, Any]:
+        flows.append(paths)
+        return {"specs": [], "computed": 0, "cached": 0, "stages": [], "failed": [], "dvc": "skipped"}
+
+    monkeypatch.setattr(launch, "run_flows", run_flows)
+    res = _invoke("run", str(project.spec(BASE_SPEC, "edit.yaml")), "--json", "--no-dvc")
+    assert res.exit_code == 0, res.output
+    assert len(flows) == 1 and "recut service (pid 4242) started without a Prefect server" in res.stderr
+
+
 # --------------------------------------------------------------------------- the warm service
 
 
@@ -154,6 +208,7 @@ def test_the_warm_service_keeps_models_loaded_and_stops_cleanly(project: Project
 
         first = _summary(_invoke("run", str(spec), "--json", "--no-dvc"))
         assert "warm service" in first["prefect"] and first["computed"] == 5
+        assert "no Prefect" in first["prefect"]  # ephemeral: nothing would show a flow run
         assert first["model_loads"] == 1
         assert (project.root / "outputs" / "edit" / "b.mp4").exists()
         spec.write_text(spec.read_text().replace("a blue square", "a green square"))
