@@ -270,6 +270,30 @@ def test_token_helpers_and_refine_alignment() -> None:
     assert eq[3].item() == 3.0 and eq.sum().item() == tok.model_max_length + 2.0
 
 
+def test_validation_tokenizer_counts_as_the_models_tokenizer_without_torch() -> None:
+    """Validation's tokenizer (``tokenizer.json`` through ``tokenizers``) gives the ids of transformers'
+    CLIPTokenizer, and validating a Video-P2P spec imports neither torch nor transformers."""
+    import subprocess
+    import sys
+
+    from engines.common.tokens import FileTokenizer, load_tokenizer
+
+    fast, ref = load_tokenizer(str(TOY)), _tokenizer()
+    assert isinstance(fast, FileTokenizer) and fast.model_max_length == ref.model_max_length
+    for prompt in ("A big Red circle, moving left!", "don't stop-motion", "zebra xylophone unknownword", "a cat"):
+        for word in prompt.split():
+            assert fast.encode(word, add_special_tokens=False) == ref.encode(word, add_special_tokens=False)
+        assert token_count(fast, prompt) == token_count(ref, prompt)
+        assert word_token_indices(fast, prompt, "a") == word_token_indices(ref, prompt, "a")
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys; from recut.spec import load_spec; load_spec('specs/examples/videop2p-wordswap.yaml'); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"], out.stderr
+
+
 def test_replace_controller_injects_within_the_step_fractions() -> None:
     tok = _tokenizer()
     src = "a red circle over a plain white background"

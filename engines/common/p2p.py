@@ -42,7 +42,6 @@ tokenizer: a word's tokens are found by tokenizing the prompt word by word.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.common.ddim import ddim_step, ddim_timesteps
+from engines.common.tokens import _word_tokens, prompt_words, token_count, word_token_indices
 
 Mode = Literal["replace", "refine", "reweight", "none"]
 
@@ -65,34 +65,6 @@ __all__ = [
     "token_count",
     "word_token_indices",
 ]
-
-_WORD = re.compile(r"[^\w'-]+")
-
-
-def prompt_words(prompt: str) -> list[str]:
-    """The words of a prompt, lower-cased, punctuation stripped."""
-    return [w for w in (_WORD.sub("", x).lower() for x in prompt.split()) if w]
-
-
-def _word_tokens(tokenizer: Any, prompt: str) -> list[list[int]]:
-    return [tokenizer.encode(w, add_special_tokens=False) for w in prompt_words(prompt)]
-
-
-def token_count(tokenizer: Any, prompt: str) -> int:
-    """Tokens of the prompt without BOS/EOS/padding."""
-    return sum(len(t) for t in _word_tokens(tokenizer, prompt))
-
-
-def word_token_indices(tokenizer: Any, prompt: str, word: str) -> list[int]:
-    """Positions (in the padded sequence, BOS = 0) of every token of every occurrence of ``word``."""
-    target = prompt_words(word)
-    out: list[int] = []
-    pos = 1
-    for w, toks in zip(prompt_words(prompt), _word_tokens(tokenizer, prompt), strict=True):
-        if [w] == target:
-            out.extend(range(pos, pos + len(toks)))
-        pos += len(toks)
-    return [i for i in out if i < tokenizer.model_max_length]
 
 
 def _token_ids(tokenizer: Any, prompt: str) -> list[int]:

@@ -19,25 +19,17 @@ override, or the spec's ``params``) and quotes the value.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from engines.common.checks import input_shape, model_location, size_issues, size_multiple
-from engines.common.p2p import prompt_words, token_count
+from engines.common.tokens import load_tokenizer, prompt_words, token_count
 from engines.videop2p.params import VideoP2PParams
 
 
 @lru_cache(maxsize=4)
 def _tokenizer(location: str) -> Any:
     """The model's tokenizer, or None when it is not on this machine (words are counted instead)."""
-    from transformers import CLIPTokenizer  # local: transformers takes seconds to import
-
-    try:
-        if Path(location).is_dir():
-            return CLIPTokenizer.from_pretrained(location, subfolder="tokenizer")
-        return CLIPTokenizer.from_pretrained(location, subfolder="tokenizer", local_files_only=True)
-    except (OSError, ValueError):
-        return None
+    return load_tokenizer(location)
 
 
 def _count(tok: Any, prompt: str) -> int:
