@@ -237,7 +237,11 @@ class Store:
         return self._ref(d, data)
 
     def has(self, kind: str, key: str) -> bool:
-        return self.get(kind, key) is not None
+        """Whether a sound artifact is committed, with the checks of :meth:`get`, but read-only: a
+        corrupt one reads as absent and stays where it is (planning changes nothing; the run's
+        :meth:`get` moves it aside before recomputing it)."""
+        data, problems = self._judge(self.final_dir(kind, key), kind, key, full=False)
+        return data is not None and not problems
 
     def iter_refs(self) -> Iterator[ArtifactRef]:
         for ref_path in sorted(self.root.glob(f"*/??/*/{REF_FILE}")):

@@ -77,6 +77,19 @@ def test_truncated_file_is_a_miss_and_quarantined_once(tmp_path: Path, caplog: p
     assert len(warnings) == 1 and KEY in warnings[0].getMessage()
 
 
+def test_has_reads_a_corrupt_entry_as_absent_and_leaves_it_in_place(tmp_path: Path) -> None:
+    """Planning (Store.has) changes nothing: a corrupt entry is a miss there and stays where it is; the
+    run's get moves it aside."""
+    store = Store(tmp_path)
+    d = _entry(store)
+    assert store.has("sample", KEY)
+    with open(d / "frames.npy", "r+b") as f:
+        f.truncate(1000)
+    assert not store.has("sample", KEY)
+    assert d.exists() and _quarantined(store) == [] and store.quarantined == []
+    assert store.get("sample", KEY) is None and not d.exists() and len(_quarantined(store)) == 1
+
+
 def test_flipped_byte_in_a_small_entry_is_caught_by_sha256(tmp_path: Path) -> None:
     store = Store(tmp_path)
     d = _entry(store)
