@@ -434,6 +434,15 @@ def verify(
         bool,
         typer.Option("--quarantine/--report-only", help="Move bad artifacts to <store>/quarantine (default)."),
     ] = True,
+    prune_quarantine: Annotated[
+        float | None,
+        typer.Option(
+            "--prune-quarantine",
+            metavar="DAYS",
+            min=0,
+            help="Also delete what was moved to <store>/quarantine at least DAYS ago (0: all of it).",
+        ),
+    ] = None,
 ) -> None:
     """Hash every artifact in the store; report (and move aside) corrupt ones. Exit 1 if any."""
     from recut.store import Store  # light: stdlib only
@@ -450,7 +459,15 @@ def verify(
             raise _Exit(1)
         out.print(f"no store at {root} yet; nothing to check", markup=False, highlight=False)
         return
-    checked, bad = Store(root).verify_all(quarantine=quarantine)
+    st = Store(root)
+    if prune_quarantine is not None:
+        removed, freed = st.prune_quarantine(prune_quarantine * 86400.0)
+        out.print(
+            f"quarantine: {removed} folder(s) older than {prune_quarantine:g} day(s) deleted ({freed / 2**20:.1f} MiB)",
+            markup=False,
+            highlight=False,
+        )
+    checked, bad = st.verify_all(quarantine=quarantine)
     for rec in bad:
         out.print(f"bad  {rec.line()}", markup=False, highlight=False)
     verb = "moved to quarantine" if quarantine else "reported only"

@@ -476,6 +476,27 @@ class Store:
                 continue
         return n
 
+    def prune_quarantine(self, older_than: float) -> tuple[int, int]:
+        """Delete quarantined folders moved aside at least ``older_than`` seconds ago (the time in their
+        note, else their mtime). Returns (folders removed, bytes freed)."""
+        if not self.quarantine_root.is_dir():
+            return 0, 0
+        removed = freed = 0
+        now = time.time()
+        for d in sorted(self.quarantine_root.glob("*/*")):
+            if not d.is_dir() or d.is_symlink():
+                continue
+            try:
+                moved = float(json.loads((d / QUARANTINE_NOTE).read_text())["time"])
+            except (OSError, ValueError, KeyError, TypeError):
+                moved = d.stat().st_mtime
+            if now - moved < older_than:
+                continue
+            freed += sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+        return removed, freed
+
     def _gc_tmp_throttled(self) -> None:
         now = time.monotonic()
         last = _LAST_GC.get(self.root)

@@ -179,6 +179,24 @@ def test_verify_reports_and_quarantines_bad_entries(tmp_path: Path, monkeypatch:
     assert "1 artifact(s) checked" in r.output and "0 bad" in r.output
 
 
+def test_verify_prunes_only_old_quarantined_folders(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    for key in (KEY, KEY2):
+        d = _entry(store, key)
+        (d / "frames.npy").write_bytes(b"short")
+        assert store.get("sample", key) is None  # moved aside
+    old, fresh = _quarantined(store, KEY)[0], _quarantined(store, KEY2)[0]
+    note = json.loads((old / store_mod.QUARANTINE_NOTE).read_text())
+    (old / store_mod.QUARANTINE_NOTE).write_text(json.dumps(note | {"time": time.time() - 8 * A_DAY}))
+    r = _invoke("verify", "--store", str(store.root), "--prune-quarantine", "7")
+    assert r.exit_code == 0, r.output
+    assert "quarantine: 1 folder(s) older than 7 day(s) deleted" in r.output
+    assert not old.exists() and fresh.exists()
+    r = _invoke("verify", "--store", str(store.root), "--prune-quarantine", "0")
+    assert "quarantine: 1 folder(s)" in r.output and not fresh.exists()
+    assert _invoke("verify", "--store", str(store.root), "--prune-quarantine", "-1").exit_code == 2
+
+
 def test_verify_finds_the_project_store_and_flags_a_folder_without_ref(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
