@@ -129,6 +129,24 @@ def test_cascade_that_does_not_chain(project: Project) -> None:
     )
 
 
+def test_a_cascade_stage_size_the_model_cannot_take(project: Project) -> None:
+    """Each stage's width and height must be multiples of its role's VAE and UNet factor: refused at
+    validation, naming the stage, not at sampling."""
+    from engines.common.checks import size_multiple
+
+    m = size_multiple(load_spec(_spec(project, TOY)), "video")
+    assert m and m > 1
+    odd = 32 + m // 2
+    text = TOY.replace(
+        "cascade: none}",
+        f"cascade: [{{width: 32, height: 32, frames: 4}}, {{kind: v2v, width: {odd}, height: 32, frames: 4}}]}}",
+    )
+    (issue,) = _issues(project, text)
+    assert issue.endswith(
+        f"params.cascade.1: stage 1 is {odd}x32, which the model's 'video' weights need as multiples of {m}"
+    )
+
+
 def test_the_guidance_interval_is_checked_against_every_cascade_stage(project: Project) -> None:
     """A v2v stage starts from its own strength (0.5 by default), so an interval the base stage
     reaches (s = 0.7) can leave an upscaling stage unguided: refused, naming the stage (in the

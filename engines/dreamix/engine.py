@@ -37,6 +37,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from engines.common import sampling
+from engines.common.checks import size_multiple
 from engines.common.params import check_guided
 from engines.common.sampling import Components
 from engines.common.stages import EVALUATE, PREPROCESS, preprocess
@@ -286,8 +287,9 @@ class DreamixEngine(Engine):
             issues.append(
                 ("params.finetune_prompt", "describe the input for finetuning (only toy scenes have a caption)")
             )
-        # 4. the cascade chains
+        # 4. the cascade chains, in sizes its models take
         model = spec.model.resolve()
+        multiples: dict[str, int | None] = {}
         for where, rp in resolved:
             casc = rp.cascade
             if casc in ("profile", "none") and not model.cascade:
@@ -305,6 +307,17 @@ class DreamixEngine(Engine):
                     issues.append((f"{where}.cascade" + (f".{suffix}" if suffix else ""), msg))
                 else:
                     issues.append(("model.profile", f"the profile's cascade does not chain: {msg}"))
+            for k, st in enumerate(stages):  # each stage's size, as its role's VAE and UNet take it
+                m = multiples.setdefault(st.role, size_multiple(spec, st.role))
+                if m and (st.width % m or st.height % m):
+                    msg = (
+                        f"stage {k} is {st.width}x{st.height}, which the model's {st.role!r} weights need as "
+                        f"multiples of {m}"
+                    )
+                    if isinstance(casc, list):
+                        issues.append((f"{where}.cascade.{k}", msg))
+                    else:
+                        issues.append(("model.profile", f"the profile's cascade: {msg}"))
             # 5. every v2v stage runs from its own strength with the same guidance interval
             for k, st in enumerate(stages[1:], start=1):
                 try:
