@@ -109,6 +109,8 @@ def walk(
                 pending.remove(node)
                 upstream = {name: errors.get(key) or results[key] for name, key in node.upstream.items()}
                 running[pool.submit(serve_node, node, upstream, store_root, compute)] = node.key
+            if not running:  # nothing can start: an upstream key outside the plan
+                raise RuntimeError(f"plan: {len(pending)} stage(s) wait on stages the plan does not hold")
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 key = running.pop(fut)
