@@ -308,7 +308,9 @@ class DreamixEngine(Engine):
                 else:
                     issues.append(("model.profile", f"the profile's cascade does not chain: {msg}"))
             for k, st in enumerate(stages):  # each stage's size, as its role's VAE and UNet take it
-                m = multiples.setdefault(st.role, size_multiple(spec, st.role))
+                if st.role not in multiples:  # read each role's configs once
+                    multiples[st.role] = size_multiple(spec, st.role)
+                m = multiples[st.role]
                 if m and (st.width % m or st.height % m):
                     msg = (
                         f"stage {k} is {st.width}x{st.height}, which the model's {st.role!r} weights need as "
