@@ -4,8 +4,8 @@
 result, so a run pays neither Prefect's import and boot nor Ray's start-up nor a model load that an
 earlier run already paid. `recut status` shows it; `recut down` stops it.
 
-- The service runs each run in its own process on the same Ray worker pool as a cold run, one run at
-  a time; a second client waits its turn.
+- The service runs every run inside its own (long-lived) process, on the same Ray worker pool as a
+  cold run, one run at a time; a second client waits its turn.
 - Prefect: what :func:`recut.prefect_env.configure` picks in the service's environment. With a
   server (`recut dashboard`, ``PREFECT_API_URL``) every run is a flow recorded there; otherwise no
   dashboard could show a run, so the service starts no Prefect and walks the plan on the same pool

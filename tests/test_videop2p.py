@@ -285,12 +285,11 @@ def test_validation_tokenizer_counts_as_the_models_tokenizer_without_torch() -> 
             assert fast.encode(word, add_special_tokens=False) == ref.encode(word, add_special_tokens=False)
         assert token_count(fast, prompt) == token_count(ref, prompt)
         assert word_token_indices(fast, prompt, "a") == word_token_indices(ref, prompt, "a")
-    root = Path(__file__).resolve().parents[1]
     code = (
         "import sys; from recut.spec import load_spec; load_spec('specs/examples/videop2p-wordswap.yaml'); "
         "print('torch' in sys.modules, 'transformers' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"], out.stderr
 
 
