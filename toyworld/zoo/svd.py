@@ -83,8 +83,11 @@ SCHEDULER = {
 class I2VRecipe:
     clips: int = 1500
     batch: int = 8
-    steps: int = 3000
+    steps: int = 6000
     lr: float = 2e-4
+    #: The LR falls from ``lr`` over the first ``decay_steps`` (warm-up, cosine), then stays at ``tail_lr``.
+    decay_steps: int = 3000
+    tail_lr: float = 5e-5
     ema_decay: float = 0.995
     uncond: float = 0.1
     max_aug: float = 0.1
@@ -92,7 +95,7 @@ class I2VRecipe:
     seed: int = 0
 
 
-QUICK = I2VRecipe(clips=6, batch=2, steps=3, checkpoint_every=2)
+QUICK = I2VRecipe(clips=6, batch=2, steps=3, decay_steps=3, checkpoint_every=2)
 
 
 # --------------------------------------------------------------------------- data
@@ -282,7 +285,7 @@ def train(
     losses: list[float] = []
     for step in range(start, r.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step / r.steps, r.lr)
+            g["lr"] = lr_at(step / r.decay_steps, r.lr) if step < r.decay_steps else r.tail_lr
         idx = torch.randint(0, n, (r.batch,), generator=gen)
         loss = edm_loss(fn, data.latents[idx], to_pixels(data.frames[idx.numpy(), 0]), data.emb[idx], vae, gen, r)
         opt.zero_grad()
