@@ -28,6 +28,41 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def test_the_toy_svd_starts_as_the_toy_t2i_frame_by_frame() -> None:
+    """init_from_t2i: the spatial layers are the T2I's, and every branch the image model lacks starts at
+    zero, so at step 0 a frame's output depends neither on the other frames nor on the first-frame latent."""
+    from diffusers import UNet2DConditionModel
+
+    unet = svd.build_unet(64)
+    svd.init_from_t2i(unet)
+    t2i_sd = UNet2DConditionModel.from_pretrained(svd.TOY / "t2i" / "unet").state_dict()
+    sd = unet.state_dict()
+    w = t2i_sd["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight"]
+    assert torch.equal(sd["down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight"], w)
+    assert torch.equal(
+        sd["up_blocks.1.resnets.0.spatial_res_block.conv1.weight"], t2i_sd["up_blocks.1.resnets.0.conv1.weight"]
+    )
+    assert torch.equal(sd["conv_in.weight"][:, :4], t2i_sd["conv_in.weight"]) and not sd["conv_in.weight"][:, 4:].any()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, svd.FRAMES, 8, 16, 16, generator=g)
+    emb, ids = torch.randn(1, 1, 64, generator=g), torch.tensor([[6.0, 127.0, 0.02]])
+    y = x.clone()
+    y[:, 1:] = torch.randn(y[:, 1:].shape, generator=g)  # other frames changed
+    y[:, :, 4:] = torch.randn(y[:, :, 4:].shape, generator=g)  # first-frame latent changed
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (input, output) of every temporal branch
+    temporal = [
+        m for n, m in unet.named_modules() if n.endswith(("temporal_res_block", "temporal_transformer_blocks.0"))
+    ]
+    for m in temporal:
+        m.register_forward_hook(lambda _m, args, out: seen.append((args[0], out)))
+    with torch.no_grad():
+        a = unet(x, torch.tensor([0.3]), encoder_hidden_states=emb, added_time_ids=ids).sample
+        b = unet(y, torch.tensor([0.3]), encoder_hidden_states=emb, added_time_ids=ids).sample
+    assert len(seen) == 2 * len(temporal) and all(torch.equal(i, o) for i, o in seen)  # each branch: identity
+    torch.testing.assert_close(a[:, 0], b[:, 0], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(a[:, 1], b[:, 1])
+
+
 def test_the_toy_svd_folder_is_an_svd_pipeline_layout(zoo: Path) -> None:
     index = json.loads((zoo / "svd" / "model_index.json").read_text())
     assert index["unet"] == ["diffusers", "UNetSpatioTemporalConditionModel"]

@@ -48,7 +48,7 @@ def build_tiny_revideo(out_dir: Path = DEFAULT_OUT, seed: int = 0) -> None:
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     torch.manual_seed(seed + 11)
-    unet = build_unet(32, frames=4, time_id_dim=8).eval()
+    unet = build_unet(32, frames=4, time_id_dim=8, channels=(32, 32), heads=2).eval()
     unet.to(torch.float16).save_pretrained(staging / "unet")  # float16 on disk: half the bytes
     vae = AutoencoderKLTemporalDecoder(
         block_out_channels=(32, 32, 32),

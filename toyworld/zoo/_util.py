@@ -73,11 +73,15 @@ def lr_at(p: float, base: float, warmup_frac: float = 0.03, floor: float = 0.03)
 
 class EMA:
     """An exponential moving average of a model's parameters (decay warmed up as
-    ``(1 + step) / (10 + step)``); ``copy_to`` writes it into the model."""
+    ``(1 + step) / (10 + step)``); ``copy_to`` writes it into the model. With ``into`` (a copy of the
+    model) the average lives in that module's parameters, so it checkpoints as a module."""
 
-    def __init__(self, model: torch.nn.Module, decay: float):
+    def __init__(self, model: torch.nn.Module, decay: float, into: torch.nn.Module | None = None):
         self.decay = decay
-        self.shadow = [p.detach().clone() for p in model.parameters()]
+        if into is not None:
+            self.shadow = [p.detach() for p in into.parameters()]
+        else:
+            self.shadow = [p.detach().clone() for p in model.parameters()]
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:

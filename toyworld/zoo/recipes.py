@@ -240,7 +240,7 @@ RECIPES["svd"] = Recipe(
     _svd_train,
     TOY_DIR / "svd",
     "SVD-class image-to-video (UNetSpatioTemporalConditionModel, EDM): first frame -> 8-frame clip.",
-    ("vae", "clip"),
+    ("vae", "clip", "t2i"),
     _svd_check,
 )
 

@@ -1,16 +1,18 @@
 """The toy SVD-class image-to-video model: first frame -> 8-frame clip, on the toy VAE's 16x16 latents.
 
-The model is diffusers' ``UNetSpatioTemporalConditionModel`` (channels 32/32, spatial and temporal
-attention at the 8x8 level and in the mid block), laid out as ``StableVideoDiffusionPipeline`` expects:
+The model is diffusers' ``UNetSpatioTemporalConditionModel`` (the toy T2I's widths, 64/64, spatial and
+temporal attention at the 8x8 level and in the mid block), laid out as ``StableVideoDiffusionPipeline`` expects:
 ``unet``, ``vae`` (the toy ``AutoencoderKL``: the engine decodes frame by frame), ``image_encoder`` and
 ``feature_extractor`` (the toy CLIP's vision tower), ``scheduler`` (EDM Euler, v-prediction).
 
 Training is SVD's: EDM preconditioning (c_in = 1/√(σ²+1), c_noise = ¼ log σ, v-target), log-normal σ,
 the noise-augmented first-frame latent concatenated to z_t, the first frame's CLIP embedding as the
 cross-attention context, added time ids (fps - 1, motion bucket, augmentation); 10 % of the samples
-drop both conditions (the unconditional branch of guidance). Data: toy clips of 1-2 objects with any
-of the toy motions (static, left/right/up/down, circle, wave), no pan. Checkpoints every
-``checkpoint_every`` steps; a rerun resumes from the last one.
+drop both conditions (the unconditional branch of guidance). The UNet starts from the toy T2I
+(:func:`init_from_t2i`: spatial layers copied, ``conv_in`` widened with zero weights, the temporal
+branches starting as identities); the saved weights are an EMA of the trained ones. Data: toy clips of
+1-2 objects with any of the toy motions (static, left/right/up/down, circle, wave), no pan.
+Checkpoints (weights, EMA, optimiser) every ``checkpoint_every`` steps; a rerun resumes from the last one.
 
 Quality bar (held-out single-object scenes, 25 Euler steps, guidance 1 -> 3): the object keeps its
 colour and shape on every frame in >= 80 % of the scenes (the content comes from the first frame).
@@ -24,7 +26,9 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -37,8 +41,9 @@ import torch
 from engines.common.svd import I2VSettings, SVDComponents, decode, image_embeddings, image_latent, sample
 from toyworld import judge
 from toyworld import scene as toy
-from toyworld.zoo import t2i
+from toyworld.zoo import t2i, t2v
 from toyworld.zoo._util import (
+    EMA,
     load_checkpoint,
     log,
     lr_at,
@@ -78,15 +83,19 @@ SCHEDULER = {
 class I2VRecipe:
     clips: int = 1500
     batch: int = 8
-    steps: int = 6500
+    steps: int = 6000
     lr: float = 2e-4
+    #: The LR falls from ``lr`` over the first ``decay_steps`` (warm-up, cosine), then stays at ``tail_lr``.
+    decay_steps: int = 3000
+    tail_lr: float = 5e-5
+    ema_decay: float = 0.995
     uncond: float = 0.1
     max_aug: float = 0.1
     checkpoint_every: int = 250
     seed: int = 0
 
 
-QUICK = I2VRecipe(clips=6, batch=2, steps=3, checkpoint_every=2)
+QUICK = I2VRecipe(clips=6, batch=2, steps=3, decay_steps=3, checkpoint_every=2)
 
 
 # --------------------------------------------------------------------------- data
@@ -167,9 +176,21 @@ def edm_loss(
 # --------------------------------------------------------------------------- the model
 
 
-def build_unet(cross_dim: int, frames: int = FRAMES, time_id_dim: int = 16) -> Any:
-    """The toy SVD's UNet (also the tiny-random one's, with its own sizes): channels 32/32, attention
-    at the 8x8 level and in the mid block; each of the 3 added time ids embedded in ``time_id_dim``."""
+#: The toy SVD's UNet widths and heads: the toy T2I's, so that its spatial layers start from the T2I's.
+CHANNELS = t2i.T2I_CHANNELS
+HEADS = t2i.T2I_HEADS
+
+
+def build_unet(
+    cross_dim: int,
+    frames: int = FRAMES,
+    time_id_dim: int = 16,
+    channels: tuple[int, int] = CHANNELS,
+    heads: int = HEADS,
+) -> Any:
+    """The toy SVD's UNet (also the tiny-random one's, with its own sizes): two levels, attention at the
+    8x8 level and in the mid block (the toy T2I's layout); each of the 3 added time ids embedded in
+    ``time_id_dim``."""
     from diffusers import UNetSpatioTemporalConditionModel
 
     return UNetSpatioTemporalConditionModel(
@@ -178,15 +199,45 @@ def build_unet(cross_dim: int, frames: int = FRAMES, time_id_dim: int = 16) -> A
         out_channels=4,
         down_block_types=("DownBlockSpatioTemporal", "CrossAttnDownBlockSpatioTemporal"),
         up_block_types=("CrossAttnUpBlockSpatioTemporal", "UpBlockSpatioTemporal"),
-        block_out_channels=(32, 32),
+        block_out_channels=channels,
         addition_time_embed_dim=time_id_dim,
         projection_class_embeddings_input_dim=3 * time_id_dim,
         layers_per_block=1,
         cross_attention_dim=cross_dim,
         transformer_layers_per_block=1,
-        num_attention_heads=(2, 2),
+        num_attention_heads=(heads, heads),
         num_frames=frames,
     )
+
+
+#: The output layers of every branch the image model lacks (temporal ResNets and transformers, the
+#: frame-position and time-id embeddings): zero at the start, so the UNet starts as the T2I per frame.
+_NEW_BRANCH_OUTPUTS = re.compile(
+    r"temporal_res_block\.conv2\.|temporal_transformer_blocks\.\d+\.(attn1|attn2)\.to_out\.0\."
+    r"|temporal_transformer_blocks\.\d+\.ff(_in)?\.net\.2\.|time_pos_embed\.linear_2\.|add_embedding\.linear_2\."
+)
+
+
+def _spatial_name(name: str) -> str:
+    """A T2I UNet tensor's name in the SVD UNet (a ResNet is the spatial half of a spatio-temporal one)."""
+    return re.sub(r"(resnets\.\d+)\.", r"\1.spatial_res_block.", name)
+
+
+def init_from_t2i(unet: Any, t2i_unet: str | Path = TOY / "t2i" / "unet") -> int:
+    """Start the SVD UNet from the toy T2I (the guide's "start from a trained model"): every spatial
+    ResNet, transformer, the time embedding and ``conv_out`` copied (a T2I ``resnets.i.X`` is an SVD
+    ``resnets.i.spatial_res_block.X``); ``conv_in`` widened with zero weights for the concatenated
+    first-frame latent; the new branches' output layers zeroed. Returns the tensors set."""
+    copied = t2v.init_from_t2i(unet, t2i_unet, rename=_spatial_name)
+    from diffusers import UNet2DConditionModel
+
+    src = UNet2DConditionModel.from_pretrained(t2i_unet).state_dict()["conv_in.weight"]
+    sd = unet.state_dict()
+    widened = torch.zeros_like(sd["conv_in.weight"])
+    widened[:, : src.shape[1]] = src
+    zeroed = {k: torch.zeros_like(v) for k, v in sd.items() if _NEW_BRANCH_OUTPUTS.search(k)}
+    unet.load_state_dict({"conv_in.weight": widened, **zeroed}, strict=False)
+    return copied + 1 + len(zeroed)
 
 
 def train(
@@ -216,8 +267,12 @@ def train(
     # 2. the UNet
     torch.manual_seed(r.seed)
     unet = build_unet(int(encoder.config.projection_dim))
+    log(f"svd: {init_from_t2i(unet)} tensors set from the toy T2I")
+    ema_unet = copy.deepcopy(unet).requires_grad_(False)
+    ema = EMA(unet, r.ema_decay, into=ema_unet)
     opt = torch.optim.AdamW(unet.parameters(), lr=r.lr, weight_decay=1e-2)
-    start = load_checkpoint(work / "checkpoint", {"unet": unet}, opt)
+    modules = {"unet": unet, "ema": ema_unet}
+    start = load_checkpoint(work / "checkpoint", modules, opt)
     if start:
         log(f"svd: resumed at step {start}")
     unet.train()
@@ -230,20 +285,21 @@ def train(
     losses: list[float] = []
     for step in range(start, r.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step / r.steps, r.lr)
+            g["lr"] = lr_at(step / r.decay_steps, r.lr) if step < r.decay_steps else r.tail_lr
         idx = torch.randint(0, n, (r.batch,), generator=gen)
         loss = edm_loss(fn, data.latents[idx], to_pixels(data.frames[idx.numpy(), 0]), data.emb[idx], vae, gen, r)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
+        ema.update(unet, step)
         losses.append(float(loss.detach()))
         if (step + 1) % 50 == 0:
             log(f"svd step {step + 1}/{r.steps} loss {np.mean(losses[-50:]):.4f} ({time.time() - t0:.0f} s)")
         if (step + 1) % r.checkpoint_every == 0 or step + 1 == r.steps:
-            save_checkpoint(work / "checkpoint", step + 1, {"unet": unet}, opt)
-    # 3. save
-    save_model(out, unet.eval())
+            save_checkpoint(work / "checkpoint", step + 1, modules, opt)
+    # 3. save (the EMA weights)
+    save_model(out, ema_unet.eval())
     info = {
         "recipe": "svd",
         "settings": asdict(r),

@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +163,20 @@ def _squeezed(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def init_from_t2i(unet3d, unet2d: str | os.PathLike[str]) -> int:
-    """Copy every tensor of a 2-D UNet folder whose name matches and whose shape matches up to
-    trailing singleton axes (a 2-D transformer's 1x1 projection convolution ``(out, in, 1, 1)``
-    lands in the 3-D transformer's linear ``(out, in)``); returns how many."""
+def init_from_t2i(unet, unet2d: str | os.PathLike[str], rename: Callable[[str], str] | None = None) -> int:
+    """Copy every tensor of a 2-D UNet folder whose name (after ``rename``) matches and whose shape
+    matches up to trailing singleton axes (a 2-D transformer's 1x1 projection convolution
+    ``(out, in, 1, 1)`` lands in the 3-D transformer's linear ``(out, in)``); returns how many."""
     from diffusers import UNet2DConditionModel
 
     src = UNet2DConditionModel.from_pretrained(unet2d).state_dict()
-    dst = unet3d.state_dict()
-    hit = {k: v.reshape(dst[k].shape) for k, v in src.items() if k in dst and _squeezed(v) == _squeezed(dst[k])}
-    unet3d.load_state_dict(hit, strict=False)
+    dst = unet.state_dict()
+    hit = {}
+    for k, v in src.items():
+        name = rename(k) if rename is not None else k
+        if name in dst and _squeezed(v) == _squeezed(dst[name]):
+            hit[name] = v.reshape(dst[name].shape)
+    unet.load_state_dict(hit, strict=False)
     return len(hit)
 
 
