@@ -252,6 +252,27 @@ def test_conditioning_sensitivity_sees_whether_the_unet_reads_the_caption(tmp_pa
     assert all(none[k] == 0.0 for k in keys), none
 
 
+def test_a_saved_unet_is_float16_on_disk_and_the_model_stays_as_it_was(tmp_path: Path) -> None:
+    """The zoo stores UNets in float16 (its size budget) without touching the model being trained:
+    an EMA or the next training step still sees the same float32 parameters."""
+    from diffusers import UNet3DConditionModel
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    unet = t2v.build_unet(t2i.text_hidden_size(t2i.default_components()), 16, quick=True)
+    before = list(unet.parameters())
+    values = [p.detach().clone() for p in before]
+    folder = t2i.save_pipeline(tmp_path / "p", unet, t2i.default_components(), "TextToVideoSDPipeline")
+    assert all(a is b and b.dtype == torch.float32 for a, b in zip(before, unet.parameters(), strict=True))
+    assert all(torch.equal(v, p) for v, p in zip(values, unet.parameters(), strict=True))
+    disk = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+    assert {t.dtype for t in disk.values()} == {torch.float16}
+    back = UNet3DConditionModel.from_pretrained(folder / "unet")
+    assert back.dtype == torch.float32
+    sd = unet.state_dict()
+    assert all(torch.equal(sd[k].half().float(), v) for k, v in back.state_dict().items())
+
+
 @pytest.mark.skipif(not _committed(T2V_DIR), reason="models/toy/t2v not trained")
 def test_checks_report_their_bar_figures(quick_t2i: Path) -> None:
     """`check` of both trainers on a tiny budget: the figures the bars are judged on, and the

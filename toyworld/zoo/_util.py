@@ -94,6 +94,14 @@ class EMA:
             p.copy_(s)
 
 
+def save_float16(model: Any, folder: Path) -> None:
+    """``model.save_pretrained(folder)`` with its weights in float16 (the zoo's size budget), leaving
+    ``model`` as it was; the engines load them back as float32."""
+    import copy
+
+    copy.deepcopy(model).to(torch.float16).save_pretrained(folder)
+
+
 def save_checkpoint(folder: Path, step: int, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer) -> None:
     """Atomically write ``modules``' weights, the optimizer's Adam moments and ``step`` to ``folder``."""
     import os

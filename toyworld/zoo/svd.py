@@ -48,6 +48,7 @@ from toyworld.zoo._util import (
     log,
     lr_at,
     save_checkpoint,
+    save_float16,
     set_threads,
     write_info,
     write_model_folder,
@@ -320,8 +321,7 @@ def save_model(out: Path, unet: Any) -> None:
     from diffusers import EulerDiscreteScheduler
 
     def fill(tmp: Path) -> None:
-        unet.to(torch.float16).save_pretrained(tmp / "unet")
-        unet.to(torch.float32)
+        save_float16(unet, tmp / "unet")
         EulerDiscreteScheduler.from_config(SCHEDULER).save_pretrained(tmp / "scheduler")
 
     links = {"vae": TOY / "vae", "image_encoder": TOY / "clip", "feature_extractor": TOY / "clip"}

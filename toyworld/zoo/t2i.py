@@ -56,7 +56,7 @@ from toyworld import scene as toy
 from toyworld.judge import judge_object
 from toyworld.tinymodels import SD15_SCHEDULE
 from toyworld.zoo._cli import threads_arg
-from toyworld.zoo._util import EMA, load_tree, save_tree, set_threads
+from toyworld.zoo._util import EMA, load_tree, save_float16, save_tree, set_threads
 
 REPO = REPO_ROOT
 TOY_ROOT = REPO / "models" / "toy"
@@ -505,7 +505,7 @@ def fit_and_save(
         **extra,
         latent_std=float(latents.std()),
         params=sum(p.numel() for p in unet.parameters()),
-        size_bytes=sum(p.numel() * 4 for p in unet.parameters()),
+        size_bytes=sum(p.numel() * 2 for p in unet.parameters()),  # float16 on disk
         components=comp.describe() if isinstance(comp, Components) else repo_rel(comp),
         quick=run.quick,
         seed=run.seed,
@@ -575,11 +575,11 @@ def save_pipeline(
     extra: dict | None = None,
     noise_schedule: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``unet/``, ``scheduler/`` (DDIM with ``noise_schedule``, default SD-1.5),
+    """Write ``unet/`` (float16 on disk), ``scheduler/`` (DDIM with ``noise_schedule``, default SD-1.5),
     ``model_index.json`` and the component symlinks."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    unet.save_pretrained(out / "unet")
+    save_float16(unet, out / "unet")
     ddim_scheduler(noise_schedule).save_pretrained(out / "scheduler")
     link_components(out, components)
     from diffusers import __version__ as dv
