@@ -236,6 +236,7 @@ def run(
         err.print(f"error: --executor {executor!r}: expected one of {', '.join(launch.EXECUTORS)}", markup=False)
         raise _Exit(2)
     mode = prefect_env.configure()
+    recorded = prefect_env.records(mode)
     from recut.plan import build_plan
     from recut.store import Store
 
@@ -248,7 +249,7 @@ def run(
     todo = [n for n in planned.ordered() if not n.cached]
     paths = [str(p.resolve()) for p in specs]
     warm = service.attach(Path(paths[0]).parent, notice=lambda line: err.print(line, markup=False))
-    if warm is not None and not warm.records and not mode.startswith("ephemeral"):
+    if warm is not None and not warm.records and recorded:
         # The service started before this Prefect server: it would not record the run there.
         err.print(
             f"recut service (pid {warm.state.get('pid')}) started without a Prefect server, so it would not "
@@ -256,7 +257,7 @@ def run(
             markup=False,
         )
         warm = None
-    if not todo and mode.startswith("ephemeral") and (warm is None or not warm.records):
+    if not todo and not recorded and (warm is None or not warm.records):
         # Nothing to compute and no dashboard to record on: no Prefect server, no Ray (a no-op run
         # costs what planning costs). With a server running, the flow runs and records the run.
         from recut.outputs import finish_cached

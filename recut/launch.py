@@ -39,7 +39,9 @@ def choose(executor: str, mode: str, todo: list[Any]) -> str:
         raise ValueError(f"--executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if executor != "auto":
         return executor
-    return "local" if mode.startswith("ephemeral") and small(todo) else "ray"
+    from recut.prefect_env import records
+
+    return "local" if not records(mode) and small(todo) else "ray"
 
 
 def run_flows(paths: list[str], force: list[str], store_root: str, dvc: bool, methods: list[str]) -> dict[str, Any]:

@@ -26,6 +26,14 @@ import urllib.request
 from typing import Any
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:4200"
+#: How :func:`configure`'s answer starts when no server records the runs.
+EPHEMERAL = "ephemeral"
+
+
+def records(mode: str) -> bool:
+    """Whether a Prefect server records the runs in ``mode`` (:func:`configure`'s answer, as the
+    service's state file keeps it): false in ephemeral mode."""
+    return not str(mode).startswith(EPHEMERAL)
 
 
 def _healthy(api_url: str, timeout: float = 0.5) -> bool:
@@ -69,7 +77,7 @@ def configure() -> str:
     # recut's loggers are also used outside flow runs (planning, the gallery); those records stay local
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     mode = _server_mode()
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false" if mode.startswith("ephemeral") else "true")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "true" if records(mode) else "false")
     return mode
 
 
@@ -89,7 +97,7 @@ def _server_mode() -> str:
         if _healthy(api):
             os.environ["PREFECT_API_URL"] = api
             return f"server {api} (dashboard at {dash})"
-    return "ephemeral (no Prefect server running; `recut dashboard` starts one)"
+    return f"{EPHEMERAL} (no Prefect server running; `recut dashboard` starts one)"
 
 
 def _project_dashboard() -> str | None:

@@ -391,7 +391,7 @@ def server_api() -> str:
 
     mode = prefect_env.configure()
     api = os.environ.get("PREFECT_API_URL") or prefect_env._profile_api_url()
-    if mode.startswith("ephemeral") or not api:
+    if not prefect_env.records(mode) or not api:
         raise NoServer(
             "no Prefect server is running: schedules are registered on a server. Start one with "
             "`recut dashboard` (in another terminal), or set PREFECT_API_URL to a running server"

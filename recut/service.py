@@ -81,7 +81,9 @@ class Warm:
     @property
     def records(self) -> bool:
         """Whether the service's Prefect is a server that a dashboard shows."""
-        return not str(self.state.get("prefect", "")).startswith("ephemeral")
+        from recut.prefect_env import records
+
+        return records(self.state.get("prefect", ""))
 
     def call(self, msg: tuple[Any, ...], on_event: Callable[[tuple[Any, ...]], None] | None = None) -> Any:
         conn = _connect(self.state)
@@ -209,7 +211,7 @@ class Service:
         self.mode = prefect_env.configure()
         #: Whether a Prefect server (that a dashboard shows) records the runs. Without one nobody would
         #: see them: the runs walk the plan on the pool with no Prefect at all (launch.run_on_pool).
-        self.records = not self.mode.startswith("ephemeral")
+        self.records = prefect_env.records(self.mode)
         from recut.registry import methods
         from recut.workers import get_pool
 

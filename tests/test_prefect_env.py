@@ -40,7 +40,7 @@ def test_running_dashboard_is_used(clean_env) -> None:
         url = f"http://127.0.0.1:{srv.server_port}"
         clean_env.setenv("RECUT_DASHBOARD", url)
         mode = prefect_env.configure()
-        assert mode.startswith(f"server {url}/api")
+        assert mode.startswith(f"server {url}/api") and prefect_env.records(mode)
         import os
 
         assert os.environ["PREFECT_API_URL"] == f"{url}/api"
@@ -50,7 +50,8 @@ def test_running_dashboard_is_used(clean_env) -> None:
 
 def test_no_server_means_ephemeral(clean_env) -> None:
     clean_env.setenv("RECUT_DASHBOARD", "http://127.0.0.1:9")  # nothing listens on the discard port
-    assert prefect_env.configure().startswith("ephemeral")
+    mode = prefect_env.configure()
+    assert mode.startswith("ephemeral") and not prefect_env.records(mode)
 
 
 def test_other_libraries_errors_stay_off_the_console() -> None:
