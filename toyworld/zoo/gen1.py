@@ -54,7 +54,15 @@ from engines.common.temporal import frames_mode
 from toyworld import judge
 from toyworld import scene as toy
 from toyworld.zoo import t2i, t2v
-from toyworld.zoo._util import load_checkpoint, log, save_checkpoint, set_threads, write_info, write_model_folder
+from toyworld.zoo._util import (
+    load_checkpoint,
+    log,
+    save_checkpoint,
+    save_float16,
+    set_threads,
+    write_info,
+    write_model_folder,
+)
 
 TOY = t2i.TOY_ROOT
 DEFAULT_OUT = TOY / "gen1"
@@ -294,8 +302,7 @@ def save_model(out: Path, unet: Any, proj: ContentProjection, prior: EmbeddingPr
     from diffusers import DDIMScheduler
 
     def fill(tmp: Path) -> None:
-        unet.to(torch.float16).save_pretrained(tmp / "unet")
-        unet.to(torch.float32)
+        save_float16(unet, tmp / "unet")
         proj.save_pretrained(tmp / "content_projection")
         prior.save_pretrained(tmp / "prior")
         DDIMScheduler.from_pretrained(T2V_DIR / "scheduler").save_pretrained(tmp / "scheduler")
