@@ -229,16 +229,16 @@ def init_from_t2i(unet: Any, t2i_unet: str | Path = TOY / "t2i" / "unet") -> int
     ResNet, transformer, the time embedding and ``conv_out`` copied (a T2I ``resnets.i.X`` is an SVD
     ``resnets.i.spatial_res_block.X``); ``conv_in`` widened with zero weights for the concatenated
     first-frame latent; the new branches' output layers zeroed. Returns the tensors set."""
-    copied = t2v.init_from_t2i(unet, t2i_unet, rename=_spatial_name)
     from diffusers import UNet2DConditionModel
 
-    src = UNet2DConditionModel.from_pretrained(t2i_unet).state_dict()["conv_in.weight"]
-    sd = unet.state_dict()
-    widened = torch.zeros_like(sd["conv_in.weight"])
-    widened[:, : src.shape[1]] = src
-    zeroed = {k: torch.zeros_like(v) for k, v in sd.items() if _NEW_BRANCH_OUTPUTS.search(k)}
-    unet.load_state_dict({"conv_in.weight": widened, **zeroed}, strict=False)
-    return copied + 1 + len(zeroed)
+    from engines.common.structure import widen_conv_in
+
+    image = UNet2DConditionModel.from_pretrained(t2i_unet)
+    widen_conv_in(image, unet.config.in_channels - image.config.in_channels)
+    copied = t2v.copy_matching(unet, image.state_dict(), rename=_spatial_name)
+    zeroed = {k: torch.zeros_like(v) for k, v in unet.state_dict().items() if _NEW_BRANCH_OUTPUTS.search(k)}
+    unet.load_state_dict(zeroed, strict=False)
+    return copied + len(zeroed)
 
 
 def train(

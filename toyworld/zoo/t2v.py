@@ -163,13 +163,10 @@ def _squeezed(t: torch.Tensor) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def init_from_t2i(unet, unet2d: str | os.PathLike[str], rename: Callable[[str], str] | None = None) -> int:
-    """Copy every tensor of a 2-D UNet folder whose name (after ``rename``) matches and whose shape
-    matches up to trailing singleton axes (a 2-D transformer's 1x1 projection convolution
+def copy_matching(unet, src: dict[str, torch.Tensor], rename: Callable[[str], str] | None = None) -> int:
+    """Copy every tensor of ``src`` (a state dict) whose name (after ``rename``) is in ``unet`` and whose
+    shape matches up to trailing singleton axes (a 2-D transformer's 1x1 projection convolution
     ``(out, in, 1, 1)`` lands in the 3-D transformer's linear ``(out, in)``); returns how many."""
-    from diffusers import UNet2DConditionModel
-
-    src = UNet2DConditionModel.from_pretrained(unet2d).state_dict()
     dst = unet.state_dict()
     hit = {}
     for k, v in src.items():
@@ -178,6 +175,13 @@ def init_from_t2i(unet, unet2d: str | os.PathLike[str], rename: Callable[[str], 
             hit[name] = v.reshape(dst[name].shape)
     unet.load_state_dict(hit, strict=False)
     return len(hit)
+
+
+def init_from_t2i(unet3d, unet2d: str | os.PathLike[str]) -> int:
+    """:func:`copy_matching` from the 2-D UNet folder ``unet2d``; returns how many tensors were copied."""
+    from diffusers import UNet2DConditionModel
+
+    return copy_matching(unet3d, UNet2DConditionModel.from_pretrained(unet2d).state_dict())
 
 
 # --------------------------------------------------------------------------- loading / sampling / judging
