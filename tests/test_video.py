@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -62,6 +63,17 @@ def test_make_test_video_is_deterministic(tmp_path):
     for seed in range(4):
         blobs = {V.make_test_video(tmp_path / f"{seed}_{i}.mp4", seed=seed).read_bytes() for i in range(3)}
         assert len(blobs) == 1, f"seed {seed}: encoder output varies between runs"
+    # Memory the encoder has not written must not reach the file: glibc fills
+    # fresh and freed heap memory with MALLOC_PERTURB_'s byte.
+    code = "import sys, recut.video as V; V.make_test_video(sys.argv[1], seed=int(sys.argv[2]))"
+    for seed in (1, 3):
+        outs = set()
+        for perturb in ("0", "165"):
+            out = tmp_path / f"perturb{perturb}_{seed}.mp4"
+            env = {**os.environ, "MALLOC_PERTURB_": perturb}
+            subprocess.run([sys.executable, "-c", code, str(out), str(seed)], check=True, env=env)
+            outs.add(out.read_bytes())
+        assert len(outs) == 1, f"seed {seed}: the encoder's output depends on uninitialised memory"
     a = tmp_path / "3_0.mp4"
     assert V.probe(a) == V.VideoInfo(frames=8, fps=8.0, width=64, height=64)
     assert not np.array_equal(V.make_test_frames(seed=3), V.make_test_frames(seed=4))
