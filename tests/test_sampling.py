@@ -24,6 +24,25 @@ def _eps(x: Any, t: Any) -> Any:
     return 0.1 * x + 0.01 * float(t) / 1000  # a smooth, input-dependent stand-in for a UNet
 
 
+def _ddim_scheduler_configs() -> list[Any]:
+    """Every DDIM-family scheduler config among the models kept in the repo (toy, tiny-random, full-size)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "models"
+    found = [p for p in sorted(root.glob("**/scheduler/scheduler_config.json")) if ".work" not in str(p)]
+    cfgs = [(str(p.relative_to(root)), json.loads(p.read_text())) for p in found]
+    return [pytest.param(c, id=name) for name, c in cfgs if c["_class_name"] != "EulerDiscreteScheduler"]
+
+
+@pytest.mark.parametrize("config", _ddim_scheduler_configs())
+def test_the_most_steps_a_spec_may_ask_stay_inside_every_models_timesteps(config: dict[str, Any]) -> None:
+    from engines.common.params import MAX_STEPS
+
+    _, ts = sampling.schedule(config, MAX_STEPS, 1.0)
+    assert len(ts) == MAX_STEPS and int(ts.max()) < config["num_train_timesteps"]
+
+
 @pytest.mark.parametrize(("steps", "s", "n"), [(20, 0.6, 12), (10, 0.9, 9), (7, 0.0, 0), (7, 1.0, 7), (30, 0.5, 15)])
 def test_strength_schedule(steps: int, s: float, n: int) -> None:
     sched, ts = sampling.schedule(CONFIG, steps, s)

@@ -23,9 +23,11 @@ __all__ = [
 #: field, including the floats inside lists, tuples and dicts of that model.
 PARAMS_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-#: Sampling steps: at most the training timesteps of the DDIM/DDPM model families recut loads (1000 for
-#: SD 1.5, ModelScope, zeroscope and the toy and tiny-random models); DDIMScheduler.set_timesteps refuses more.
-MAX_STEPS = 1000
+#: DDIM sampling steps: the most every scheduler config recut loads can run. Their models train on 1000
+#: timesteps (SD 1.5, ModelScope, zeroscope, the toy and tiny-random models); DDIMScheduler.set_timesteps
+#: refuses more than 1000, and at exactly 1000 the "leading" spacing with ``steps_offset: 1`` (SD 1.5 and
+#: most of the others) asks for timestep 1000, past the last one (an IndexError inside the sampler).
+MAX_STEPS = 999
 #: Optimisation steps of a finetuning stage (the papers use 50-500; 100000 is hours on a GPU).
 MAX_FINETUNE_STEPS = 100_000
 #: Frames a stage may hold or process at once (the longest cascade and input clip recut accepts).

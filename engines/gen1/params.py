@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engines.common.params import MAX_STEPS
 from engines.common.structure import T_S_MAX
 
 Box = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=4, max_length=4)]
@@ -96,7 +97,7 @@ class Gen1Params(BaseModel):
     content_image: str | None = Field(
         None, description="The reference image of content 'image' (relative to the spec file)."
     )
-    steps: int = Field(25, ge=1, le=1000, description="DDIM steps from pure noise.")
+    steps: int = Field(25, ge=1, le=MAX_STEPS, description=f"DDIM steps from pure noise (at most {MAX_STEPS}).")
     guidance_scale: float = Field(
         5.0, ge=1.0, le=100.0, description="ω, classifier-free guidance on the content (1 = unguided)."
     )

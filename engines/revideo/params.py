@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engines.common.params import MAX_STEPS
+
 Point = Annotated[list[float], Field(min_length=2, max_length=2)]
 PathPoint = Annotated[list[float], Field(min_length=3, max_length=3)]
 Box = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=4, max_length=4)]
@@ -50,7 +52,7 @@ class SDEditContent(_Strict):
     prompt: str = Field(..., min_length=1, description="What frame 0 should show.")
     negative_prompt: str = Field("", description="The unconditional text of guidance.")
     strength: float = Field(0.6, gt=0.0, le=1.0, description="How far frame 0 is noised before denoising.")
-    steps: int = Field(25, ge=1, le=1000, description="DDIM steps at strength 1.")
+    steps: int = Field(25, ge=1, le=MAX_STEPS, description=f"DDIM steps at strength 1 (at most {MAX_STEPS}).")
     guidance_scale: float = Field(7.5, ge=1.0, le=100.0, description="Classifier-free guidance.")
 
 
