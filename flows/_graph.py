@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import allow_failure
+from prefect.exceptions import TerminationSignal
 
+from recut import stop
 from recut.outputs import finish_run
 from recut.plan import build_plan, default_store_root
 from recut.runner import StageResult
@@ -57,7 +59,7 @@ def run_specs(
         task = TASKS[node.kind].with_options(task_run_name=node.label)
         futures[node.key] = task.submit(node, upstream, run)
     # 4. wait: every node's result or exception
-    done = {k: f.result(raise_on_failure=False) for k, f in futures.items()}
+    done = _wait(futures)
     results: dict[str, StageResult] = {k: r for k, r in done.items() if isinstance(r, StageResult)}
     errors = {k: r for k, r in done.items() if not isinstance(r, StageResult)}
     # 5. outputs of every edit whose stages all succeeded, 6. the dashboard, 7. DVC, once, from the driver
@@ -69,6 +71,17 @@ def run_specs(
         log.error("FAILED %s [%s]: stage %s: %s", Path(f["spec"]).name, f["output"], f["stage"], f["error"])
     log.info("dvc: %s", summary["dvc"])
     return summary
+
+
+def _wait(futures: dict[str, Any]) -> dict[str, Any]:
+    """Each future's result or exception. Interrupted (SIGTERM, which Prefect raises here as
+    TerminationSignal; Ctrl-C), the stages in flight on the workers are cancelled first: Prefect's task
+    runner waits for its running tasks on the way out, and they wait on their stages."""
+    try:
+        return {k: f.result(raise_on_failure=False) for k, f in futures.items()}
+    except (KeyboardInterrupt, SystemExit, TerminationSignal):
+        stop.request()
+        raise
 
 
 def _name_run(plan: Any, force: list[str] | None) -> None:

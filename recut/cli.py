@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from recut import cli_schedule, progress
+from recut import cli_schedule, progress, stop
 from recut.cli_guard import Exit as _Exit
 from recut.cli_guard import err
 from recut.cli_guard import guard as _guard
@@ -91,17 +91,25 @@ def main() -> None:
         sys.exit(e.code)
 
 
-def _exit_on_sigterm() -> None:
+def _stop_on_signals() -> None:
     """SIGTERM (a scheduler's stop, `kill`) exits through Python's shutdown like Ctrl-C does, so the
     atexit hooks stop what this process started (Prefect's ephemeral server, the local Ray): with the
-    default handler the process vanishes and the ephemeral server is left running. For `recut run`
-    only: the commands that own long-lived servers (dashboard, serve) handle their signals themselves."""
+    default handler the process vanishes and the ephemeral server is left running. Both first stop the
+    run's stages (:mod:`recut.stop`): Python's shutdown waits for the threads they run on. For `recut run`
+    only: the commands that own long-lived servers (dashboard, serve) handle their signals themselves.
+    (Inside a flow run Prefect puts its own SIGTERM handler in place; the flow asks for the stop then.)"""
 
     def terminated(signum: int, _frame: Any) -> None:
+        stop.request()
         raise SystemExit(128 + signum)
+
+    def interrupted(_signum: int, _frame: Any) -> None:
+        stop.request()
+        raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, terminated)
+        signal.signal(signal.SIGINT, interrupted)
 
 
 # --------------------------------------------------------------------------- validate
@@ -228,7 +236,7 @@ def run(
 ) -> None:
     """Run specs as a Prefect flow on Ray workers; outputs land in each spec's output dir."""
     t_start = time.perf_counter()
-    _exit_on_sigterm()
+    _stop_on_signals()
     loaded = _load_all(specs)  # validate at the edge, before anything starts
     from recut import launch, prefect_env, service
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recut import stop
 from recut.engine import Engine, ProgressFn, StageContext
 from recut.models import ResolvedModel
 from recut.registry import engine_class
@@ -63,8 +64,15 @@ class StageRunner:
         return {f"{m}:{i[:12] or '-'}": e.loads for (m, i), e in self.engines.items()}
 
     def run_reporting(self, job: Job, on_progress: Callable[[str, int, int], None] | None = None) -> ArtifactRef:
-        """:meth:`run` with the worker pool's signature: ``on_progress(key, step, total)``."""
-        return self.run(job, None if on_progress is None else lambda i, n: on_progress(job.key, i, n))
+        """:meth:`run` with the worker pool's signature: ``on_progress(key, step, total)``. In process (the
+        local executor), a stop request (:mod:`recut.stop`) ends the stage at its next step."""
+
+        def report(i: int, n: int) -> None:
+            stop.check()
+            if on_progress is not None:
+                on_progress(job.key, i, n)
+
+        return self.run(job, report)
 
     def run(self, job: Job, progress: ProgressFn | None = None) -> ArtifactRef:
         """Compute ``job`` unless committed (and not forced); return its ref."""

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from recut import stop
 from recut.registry import engine_class
 from recut.runner import Job, StageRunner
 from recut.store import ArtifactRef
@@ -143,6 +144,7 @@ class WorkerPool:
     def _acquire(self, model_id: str) -> int:
         with self._cv:
             while True:
+                stop.check()
                 idle = [i for i in range(self.size) if not self._busy[i]]
                 if idle:
                     warm = [i for i in idle if model_id in self._models[i]] if model_id else []
@@ -168,6 +170,7 @@ class WorkerPool:
             try:
                 return self._run_on(i, job, on_progress)
             except self._ray.exceptions.RayActorError as exc:
+                stop.check()  # killed by a stop request, not a crash: no retry
                 self.retries.append({"stage": job.stage, "key": job.key[:12], "error": type(exc).__name__})
                 self.actors[i] = self._new_actor()
                 self._models[i] = {job.model_identity} if job.model_identity else set()
@@ -181,6 +184,7 @@ class WorkerPool:
         last: tuple[int, int] | None = None
         while True:
             ready, _ = self._ray.wait([ref], timeout=0.2)
+            stop.check()
             if ready:
                 return self._ray.get(ref)
             if on_progress is not None:
@@ -196,6 +200,13 @@ class WorkerPool:
 
     def stats(self) -> list[dict[str, Any]]:
         return self._ray.get([a.stats.remote() for a in self.actors])
+
+    def cancel(self) -> None:
+        """Kill the actors, and with them the jobs they run, and wake the runs waiting for a worker: on
+        a stop request (:mod:`recut.stop`), every :meth:`run` then raises :class:`recut.stop.Cancelled`."""
+        self.shutdown()
+        with self._cv:
+            self._cv.notify_all()
 
     def shutdown(self) -> None:
         for a in self.actors:
@@ -249,6 +260,7 @@ def get_pool() -> WorkerPool:
             if "error" in box:
                 raise box["error"]
             _POOL = box["pool"]
+            stop.on_request(_POOL.cancel)
             _POOL.startup_seconds = time.perf_counter() - t0  # type: ignore[attr-defined]
         return _POOL
 

@@ -16,8 +16,9 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NONE
 
+from recut import stop
 from recut.plan import Node
-from recut.runner import StageResult, serve_node
+from recut.runner import StageFailed, StageResult, UpstreamFailed, serve_node
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,18 @@ def run_stage(node: Node, upstream: dict[str, Any], run: RunContext) -> StageRes
 
 def stage_task(kind: str, doc: str) -> Any:
     """The Prefect task for one stage kind (cache policy off: the store caches). A store hit ends in
-    Prefect's Cached state with the key in its message; the result is the :class:`StageResult` either way."""
+    Prefect's Cached state with the key in its message; the result is the :class:`StageResult` either way.
+    A stage stopped with the run (:mod:`recut.stop`) ends Cancelled, not Failed."""
 
     def body(node: Node, upstream: dict[str, Any], run: RunContext) -> Any:
-        res = run_stage(node, upstream, run)
+        try:
+            res = run_stage(node, upstream, run)
+        except (StageFailed, UpstreamFailed):
+            if stop.requested():  # the run is stopping (SIGTERM, Ctrl-C): not a failure of the stage
+                from prefect.states import Cancelled
+
+                return Cancelled(message=f"{node.label}: cancelled, the run was stopped")
+            raise
         if res.status == "cached":
             from prefect.states import Completed
 

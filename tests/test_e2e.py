@@ -214,3 +214,49 @@ def test_a_terminated_run_leaves_no_prefect_server_behind(project: Project, monk
     for p in alive:
         os.kill(p, signal.SIGKILL)
     assert not alive, "Prefect's ephemeral server outlived the terminated run"
+
+
+@pytest.mark.parametrize("executor", ["ray", "local"])
+def test_a_run_terminated_mid_sample_stops_at_once(project: Project, executor: str) -> None:
+    """SIGTERM while a stage computes (on a Ray worker under the flow, or in process): the run exits
+    within seconds, not when its stages would have ended (minutes here), leaves none of its processes
+    (Ray, Prefect's server) behind, and commits nothing partial."""
+    from recut.video import make_test_video
+
+    make_test_video(project.root / "media" / "clip.mp4", frames=8, width=96, height=96, fps=8)
+    spec = project.spec(SLOW_SPEC.replace("steps: 250", "steps: 999"))
+    env = dict(os.environ, RECUT_STORE=str(project.store), RECUT_WORKERS="1", RECUT_DASHBOARD="http://127.0.0.1:9")
+    env.pop("PREFECT_API_URL", None)
+    env["PREFECT_HOME"] = str(project.root / ".prefect-home")
+    cmd = [sys.executable, "-m", "recut.cli", "run", str(spec), "--json", "--no-dvc", "--executor", executor]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store = Store(project.store)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        tmp = [d for d in store.tmp_root.glob("*") if d.is_dir()] if store.tmp_root.exists() else []
+        if list(project.store.glob("preprocess/??/*/ref.json")) and tmp:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(0.2)
+    else:
+        pytest.fail("the run never reached the sample stage")
+    time.sleep(2.0)  # inside the sample: 999 steps at 96x96 take minutes
+    family = _children(proc.pid)
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("the terminated run was still running 30 s after SIGTERM (it waited for its stages)")
+    assert code == 128 + signal.SIGTERM, proc.stderr.read().decode() if proc.stderr else ""
+    assert time.time() - t0 < 30
+    deadline = time.time() + 20
+    while time.time() < deadline and any(_cmdline(p) for p in family):
+        time.sleep(0.2)
+    alive = {p: _cmdline(p) for p in family if _cmdline(p)}
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert not alive, f"processes outlived the terminated run: {alive}"
+    assert list(project.store.glob("sample/??/*/ref.json")) == []
