@@ -122,3 +122,29 @@ def test_engine_mask_wins_and_missing_masks_are_errors(tmp_path: Path) -> None:
     assert source == "engine" and keep is not None and not keep[:, :10, :10].any()
     with pytest.raises(ValueError, match="no truth mask"):
         keep_mask("truth", sample, tmp_path / "not-toy", "x", clip.frames.shape[:3])
+
+
+def test_clip_metrics_take_frames_of_any_shape() -> None:
+    """The toy CLIP's processor does not crop by its config; the embeddings crop to the model's input, so
+    wide frames (72x24) and a square content image give embeddings, not a size error."""
+    toy_clip = str(REPO_ROOT / "models" / "toy" / "clip")
+    wide = toy.render(
+        toy.ToyScene(objects=[toy.ToyObject(shape="square", colour="blue")], frames=3, width=72, height=24)
+    ).frames
+    got = evaluate_all(
+        ["clip_text", "clip_consistency_consecutive"], EvalContext(wide, wide, "a blue square", None, toy_clip)
+    )
+    assert -1 <= got["clip_text"] <= 1 and got["clip_consistency_consecutive"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_an_edit_that_covers_every_pixel_skips_the_masked_metrics(tmp_path: Path) -> None:
+    """Nothing is left unedited: the masked metrics are skipped with the reason, the others still run."""
+    pre, clip = _toy_pre(tmp_path / "pre")
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    np.save(sample / "edit_mask.npy", np.ones(clip.frames.shape[:3], bool))
+    keep, source = keep_mask("engine", sample, pre, clip.caption, clip.frames.shape[:3])
+    assert keep is None and source == "engine"
+    got = evaluate_all(["masked_psnr", "psnr"], EvalContext(clip.frames, clip.frames, "", keep, keep_source=source))
+    assert got["masked_psnr"].startswith("skipped: the engine mask of the edited region covers every pixel")
+    assert isinstance(got["psnr"], float)

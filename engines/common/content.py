@@ -57,8 +57,9 @@ class EmbeddingPrior(ModelMixin, ConfigMixin):
 
 @torch.no_grad()
 def image_embeddings(clip: Any, processor: Any, images: np.ndarray) -> torch.Tensor:
-    """Unit CLIP image embeddings ``[N, E]`` of uint8 images ``[N, H, W, 3]``."""
-    pv = processor(images=list(images), return_tensors="pt")["pixel_values"]
+    """Unit CLIP image embeddings ``[N, E]`` of uint8 images ``[N, H, W, 3]`` of any size: resized by
+    the shortest edge, then center-cropped to the model's input (whatever the processor's config says)."""
+    pv = processor(images=list(images), do_center_crop=True, return_tensors="pt")["pixel_values"]
     p = next(clip.parameters())
     emb = clip.get_image_features(pixel_values=pv.to(p.device, p.dtype))
     emb = getattr(emb, "pooler_output", emb)

@@ -57,15 +57,10 @@ def _need_clip(ctx: EvalContext) -> tuple[Any, Any]:
 def frame_embeddings(ctx: EvalContext) -> np.ndarray:
     """L2-normalised CLIP image embeddings of the output frames, [T, D] (memoised on ctx)."""
     if "frame_emb" not in ctx.extras:
-        import torch  # local: the evaluate stage without CLIP metrics needs no torch
+        from engines.common.content import image_embeddings  # local: no torch without CLIP metrics
 
         model, proc = _need_clip(ctx)
-        with torch.inference_mode():
-            inputs = proc(images=list(ctx.output), return_tensors="pt")
-            emb = model.get_image_features(pixel_values=inputs["pixel_values"])
-            emb = getattr(emb, "pooler_output", emb)
-            emb = torch.nn.functional.normalize(emb.float(), dim=-1)
-        ctx.extras["frame_emb"] = emb.numpy()
+        ctx.extras["frame_emb"] = image_embeddings(model, proc, ctx.output).cpu().numpy()
     return ctx.extras["frame_emb"]
 
 
@@ -104,6 +99,11 @@ def clip_consistency_all_pairs(ctx: EvalContext) -> float:
 
 
 def _keep(ctx: EvalContext) -> np.ndarray:
+    if ctx.keep is None and ctx.keep_source != "none":
+        raise MetricSkipped(
+            f"the {ctx.keep_source} mask of the edited region covers every pixel (with its 3 px margin): "
+            "no unedited pixel to compare"
+        )
     if ctx.keep is None:
         raise ValueError("masked metrics need a mask: set `evaluate.mask` (truth, engine or a file)")
     return ctx.keep

@@ -57,6 +57,8 @@ class EvalContext:
     trajectory: dict[str, Any] | None = None
     #: Local LPIPS weights file (resolved when the run was planned); None = not found.
     lpips_weights: str | None = None
+    #: Where ``keep`` came from (truth, engine, file); not "none" with ``keep`` None: the edit covers it all.
+    keep_source: str = "none"
 
 
 class MetricSkipped(Exception):

@@ -115,6 +115,7 @@ def evaluate(ctx: StageContext) -> dict[str, Any]:
         prompt,
         keep,
         ctx.values["runtime.clip"],
+        keep_source=source,
         truth=truth,
         trajectory=spec.get("trajectory"),
         lpips_weights=ctx.values["runtime.lpips_weights"],

@@ -90,7 +90,7 @@ def build_processor(tokenizer: Any) -> Any:
     ip = CLIPImageProcessor(
         do_resize=True,
         size={"shortest_edge": 64},
-        do_center_crop=False,
+        do_center_crop=True,  # identity on the square toy frames; crops other shapes to 64x64
         crop_size={"height": 64, "width": 64},
         do_rescale=True,
         rescale_factor=1 / 255,
