@@ -21,7 +21,7 @@ from recut.keys import cache_key, file_digest
 from recut.models import PROFILES, ResolvedModel, resolve
 from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
 from recut.runner import Job
-from recut.spec import SpecBase, find_project_root, sweep_points
+from recut.spec import SpecBase, find_project_root, sweep_points, with_point
 from recut.store import ArtifactRef, Store
 
 
@@ -146,12 +146,8 @@ def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model:
     edit = spec.edits[edit_index]
     params = spec.params.model_dump(mode="json")  # type: ignore[attr-defined]
     params.update(copy.deepcopy(edit.params))
-    seed = spec.seed
-    for k, v in point.items():
-        if k == "seed":
-            seed = v
-        else:
-            params[k.split(".", 1)[1]] = v
+    seed = point.get("seed", spec.seed)
+    params = with_point(params, point)
     # re-validate so defaults/coercions apply exactly as the engine will see them
     params = type(spec.params).model_validate(params).model_dump(mode="json")  # type: ignore[attr-defined]
     files = _file_params(spec, params)

@@ -866,10 +866,28 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
             if bad:
                 issues.append((where, f"value {v!r} is invalid: {_finite_message(bad[0])}"))
                 break
+    if spec.sweep and not issues:
+        issues += _edit_sweep_checks(spec)
     issues += _file_param_checks(spec, entry.engine.file_params)
     if not issues:
         issues.extend(entry.engine.check_spec(spec))
     return issues
+
+
+def _edit_sweep_checks(spec: SpecBase) -> list[tuple[str, str]]:
+    """An edit's overrides with each sweep point: the params its stages get must be valid together."""
+    model = type(spec.params)  # type: ignore[attr-defined]
+    base = spec.params.model_dump(mode="json")  # type: ignore[attr-defined]
+    for i, e in enumerate(spec.edits):
+        if not e.params:
+            continue  # the sweep values alone were checked above
+        for point in sweep_points(spec):
+            try:
+                model.model_validate(with_point({**base, **e.params}, point))
+            except ValidationError as exc:
+                shown = ", ".join(f"{k}: {v!r}" for k, v in point.items())
+                return [(f"edits.{i}.params", f"with the sweep point {{{shown}}}: {_message(dict(exc.errors()[0]))}")]
+    return []
 
 
 def _file_param_checks(spec: SpecBase, patterns: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -1030,6 +1048,16 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
             cur[p] = nxt
         cur = nxt
     cur[parts[-1]] = value
+    return out
+
+
+def with_point(params: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``params`` with a sweep point's ``params.<path>`` values set, nested paths included
+    (``params.window.overlap`` sets ``overlap`` inside ``window``); the point's ``seed`` is not a param."""
+    out = copy.deepcopy(params)
+    for key, value in point.items():
+        if key.startswith("params."):
+            out = _set_path(out, key[len("params.") :], value)
     return out
 
 

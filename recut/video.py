@@ -30,6 +30,7 @@ __all__ = [
     "MediaError",
     "VideoInfo",
     "fit_frames",
+    "frames_selected",
     "load_frames",
     "make_test_frames",
     "make_test_video",
@@ -140,6 +141,20 @@ def _nearest(j: int, src_fps: float, fps: float) -> int:
     """Source offset of output frame ``j`` when resampling ``src_fps`` -> ``fps``."""
     # Half-up rounding with a tiny epsilon so exact ratios (e.g. 24 -> 8) are stable.
     return math.floor(j * src_fps / fps + 0.5 + 1e-9)
+
+
+def frames_selected(info: VideoInfo, start: int = 0, stride: int = 1, fps: float | None = None) -> int:
+    """How many frames :func:`read_video` returns with no ``count`` for this request on a video
+    described by ``info`` (0 when ``start`` is past its end)."""
+    if fps is None:
+        return len(range(start, info.frames, stride))
+    # output frame j reads source frame start + _nearest(j); _nearest grows with j
+    n = max(0, math.floor((info.frames - start) * fps / info.fps) - 1)
+    while n > 0 and start + _nearest(n - 1, info.fps, fps) >= info.frames:
+        n -= 1
+    while start + _nearest(n, info.fps, fps) < info.frames:
+        n += 1
+    return n
 
 
 def read_video(

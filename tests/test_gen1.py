@@ -309,14 +309,29 @@ def test_without_customize_the_finetune_is_empty_and_shared(project: Project) ->
         ("{mask: {file: small.npy}}", "params.mask.file", "but the input is [4, 64, 64]"),
         ("{mask: {boxes: [[0, 0, 70, 10]]}}", "params.mask.boxes.0", "outside the 64x64 frames"),
         ("{mask: {boxes: [[5, 5, 5, 10]]}}", "params.mask", "is empty"),
+        ("{mask: {boxes: [[0.6, 0.6, 1.4, 1.4]]}}", "params.mask.boxes.0", "covers no pixel of the frames"),
+        ("{mask: {boxes: [[63.6, 0, 64, 10]]}}", "params.mask.boxes.0", "covers no pixel of the frames"),
+        (
+            "{customize: {images: [subject.png], prompt: a cat, trainable: ['re:[']}}",
+            "params.customize.trainable",
+            "'re:[' is not a regular expression",
+        ),
+        (
+            "{customize: {images: [subject.png], prompt: a cat, trainable: [attn1, nomatch_zz]}}",
+            "params.customize.trainable.1",
+            "'nomatch_zz' matches no parameter of the model's UNet",
+        ),
         ("{mask: {truth: true, boxes: [[0, 0, 8, 8]]}}", "params.mask", "exactly one of file, truth, boxes"),
         ("{customize: {images: [notes.txt], prompt: a cat}}", "params.customize.images.0", "notes.txt"),
         ("{customize: {images: [], prompt: a cat}}", "params.customize.images", "at least 1 item"),
     ],
 )
 def test_bad_params_are_refused_with_the_field_named(project: Project, params: str, field: str, message: str) -> None:
+    from recut.video import write_image
+
     (project.root / "specs" / "notes.txt").write_text("not an image")
     np.save(project.root / "specs" / "small.npy", np.ones((4, 32, 32), bool))
+    write_image(project.root / "specs" / "subject.png", np.zeros((64, 64, 3), np.uint8))
     spec = project.spec(SPEC.replace("params: {steps: 2}", f"params: {params}"))
     res = CliRunner().invoke(app, ["validate", str(spec)])
     assert res.exit_code == 2, res.output

@@ -357,6 +357,24 @@ CASES = [
         "too large for the base model's 4 frames",
     ),
     ("guidance", {"params": {"min_guidance": 3.0, "max_guidance": 2.0}}, "params", "is below min_guidance"),
+    (
+        "sweep-window-overlap",
+        {"sweep": {"params.window.overlap": [1, 4]}},
+        "sweep.params.window.overlap",
+        "too large for the base model's 4 frames",
+    ),
+    (
+        "edit-and-sweep",
+        {"edits": [{"name": "a", "params": {"min_guidance": 3.0}}], "sweep": {"params.max_guidance": [4.0, 2.0]}},
+        "edits.0.params",
+        "with the sweep point {params.max_guidance: 2.0}",
+    ),
+    (
+        "mask-empty-on-frame-0",
+        _area(mask={"file": "late.npy"}, motion="keep", trajectory=None),
+        "params.areas.0.mask",
+        "empty on frame 0",
+    ),
     ("unknown-motion", _area(motion="wiggle"), "params.areas.0.motion", "'keep', 'trajectory' or 'none'"),
 ]
 
@@ -369,6 +387,9 @@ def _media(project: Project) -> None:
     np.save(d / "short.npy", np.ones((4, 32, 32), bool))
     np.save(d / "deep.npy", np.ones((1, 8, 32, 32), bool))
     np.save(d / "empty.npy", np.zeros((32, 32), bool))
+    late = np.zeros((8, 32, 32), bool)
+    late[1:, 4:28, 0:20] = True  # the area starts on frame 1
+    np.save(d / "late.npy", late)
     write_image(d / "small.png", np.zeros((16, 16, 3), np.uint8))
     (d / "notes.txt").write_text("not an image")
 
@@ -415,10 +436,35 @@ def test_a_truth_mask_needs_a_toy_input(project: Project) -> None:
     assert "params.areas.0.mask.truth: a truth mask needs a toy input" in res.output, res.output
 
 
+def test_frames_resampled_by_fps_are_counted_at_validation(project: Project) -> None:
+    """`input.frames.fps` halves the 8-frame clip to 4 frames: a path to frame 7 is refused at validation
+    (it was cut short silently at run time)."""
+    over = {"input": {"video": "media/clip.mp4", "frames": {"fps": 4}}}
+    raw = _merge(BASE, over)
+    del raw["input"]["toy"]
+    res = _validate(project.spec(yaml.safe_dump(raw, sort_keys=False)))
+    assert res.exit_code == 2, res.output
+    assert "params.areas.0.trajectory.1: frame 7.0 is not one of the clip's frames 0..3" in res.output, res.output
+
+
 def test_an_edit_override_is_reported_where_it_was_written(project: Project) -> None:
     over = {"edits": [{"name": "a", "params": _area(trajectory=[[0, 6, 16], [9, 13, 16]])["params"]}]}
     res = _validate(_spec(project, over))
     assert res.exit_code == 2 and ": edits.0.params.areas.0.trajectory.1:" in res.output, res.output
+
+
+def test_a_nested_sweep_gives_each_point_its_value(project: Project) -> None:
+    """`params.window.overlap` in a sweep sets the overlap inside `window` (it was set as a flat key
+    and `recut plan` / `recut run` died on the params model's error)."""
+    spec = _spec(project, {"params": {"window": {"frames": 4}}, "sweep": {"params.window.overlap": [1, 2]}})
+    assert _validate(spec).exit_code == 0
+    plan = build_plan([load_spec(spec)])
+    samples = [n for n in plan.ordered() if n.stage.name == "sample"]
+    assert len(samples) == 2 and len({n.key for n in samples}) == 2
+    assert sorted((n.reads["params.window"]["frames"], n.reads["params.window"]["overlap"]) for n in samples) == [
+        (4, 1),
+        (4, 2),
+    ]
 
 
 def _moving_band() -> np.ndarray:

@@ -480,3 +480,9 @@ def test_gen1_settings_need_the_optional_components_they_load(project):
     refused(project, text, line_of(text, "content: image"), "params.content", "needs the model's content_projection")
     ok = validate(project, re.sub(r"  content_image: .*\n", "", text.replace("content: image", "content: text")))
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_trainable_regex_that_does_not_compile(project):
+    """`re:` patterns are compiled at validation (the finetune stage died on re.error, with no field)."""
+    text = example("videop2p-wordswap.yaml", ("lr: 1.0e-4}", "lr: 1.0e-4, trainable: ['re:(']}"))
+    refused(project, text, line_of(text, "re:("), "params.finetune.trainable", "'re:(' is not a regular expression")

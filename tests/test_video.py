@@ -346,3 +346,16 @@ def test_writers_reject_bad_frames(tmp_path):
         V.write_mp4(tmp_path / "x.mp4", np.zeros((2, 8, 8, 3), np.float32), 8)
     with pytest.raises(ValueError):
         V.write_mp4(tmp_path / "x.mp4", np.zeros((2, 8, 8, 3), np.uint8), 0)
+
+
+def test_frames_selected_counts_what_read_video_returns(clip):
+    """Validation counts an input's frames without decoding it: the same count as the decode, for
+    strides and for fps resampling up and down."""
+    path, _, _ = clip
+    info = V.probe(path)
+    for start in (0, 1, 5, 23):
+        for stride, fps in [(1, None), (3, None), (7, None), (1, 8.0), (1, 5.0), (1, 24.0), (1, 30.0), (1, 60.0)]:
+            got = V.frames_selected(info, start, stride, fps)
+            x, _ = V.read_video(path, start=start, stride=stride, fps=fps)
+            assert got == len(x), (start, stride, fps)
+    assert V.frames_selected(info, 24) == 0 and V.frames_selected(info, 30, fps=8.0) == 0

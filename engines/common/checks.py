@@ -3,7 +3,6 @@ each (edit, sweep point)'s resolved params with where each value came from, and 
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,7 @@ def input_shape(spec: Any) -> tuple[int | None, int | None, int | None]:
         elif inp.video is not None:
             info = video.probe(inp.video)
             h, w = info.height, info.width
-            if fr.fps is None:
-                t = fr.count if fr.count is not None else len(range(fr.start, info.frames, fr.stride))
+            t = fr.count if fr.count is not None else video.frames_selected(info, fr.start, fr.stride, fr.fps)
         elif inp.image is not None:
             t, (h, w) = 1, video.read_image(inp.image).shape[:2]
         else:
@@ -42,21 +40,22 @@ def input_shape(spec: Any) -> tuple[int | None, int | None, int | None]:
 
 def resolved_params(spec: Any, model: type[BaseModel]) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """Each (edit, sweep point)'s params, with where each value came from."""
+    from recut.spec import sweep_points, with_point
+
     base = spec.params.model_dump(mode="json")
     out = []
-    sweep = [(k.split(".", 1)[1], vals) for k, vals in spec.sweep.items() if k.startswith("params.")]
-    combos = list(itertools.product(*[v for _, v in sweep])) if sweep else [()]
     for i, e in enumerate(spec.edits):
-        for combo in combos:
-            params = {**base, **e.params}
+        for point in sweep_points(spec):
+            params = with_point({**base, **e.params}, point)
             where = {k: f"params.{k}" for k in base} | {k: f"edits.{i}.params.{k}" for k in e.params}
-            for (k, _), v in zip(sweep, combo, strict=True):
-                params[k] = v
-                where[k] = f"sweep.params.{k}"
+            for key in point:
+                if key.startswith("params."):
+                    top = key.split(".")[1]
+                    where[top] = f"sweep.params.{top}"
             try:
                 out.append((model.model_validate(params).model_dump(mode="json"), where))
             except ValueError:
-                continue  # the params checks report it
+                continue  # the spec's own params checks report it (each sweep value is validated there)
     return out
 
 
@@ -107,6 +106,26 @@ def model_config(spec: Any, role: str, component: str) -> dict[str, Any] | None:
         return dict(json.loads((Path(loc) / component / "config.json").read_text()))
     except (OSError, ValueError):
         return None
+
+
+def weight_names(spec: Any, role: str, component: str) -> list[str] | None:
+    """The parameter names in the safetensors files of ``component`` of the spec's model for ``role``
+    (read from the files' headers, no weights loaded); None when validation cannot see the weights here
+    (a hub id, a profile built on use, no safetensors file)."""
+    from safetensors import safe_open
+
+    loc = model_location(spec, role)
+    files = sorted((Path(loc) / component).glob("*.safetensors")) if loc is not None else []
+    if not files:
+        return None
+    names: list[str] = []
+    for f in files:
+        try:
+            with safe_open(str(f), framework="np") as fh:
+                names += list(fh.keys())
+        except (OSError, ValueError):
+            return None
+    return names
 
 
 def size_multiple(spec: Any, role: str) -> int | None:

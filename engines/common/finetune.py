@@ -45,7 +45,6 @@ adam_betas=(0.9, 0.999), adam_eps=1e-8)``
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,8 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+
+from engines.common.params import pattern_matcher
 
 __all__ = [
     "FinetuneConfig",
@@ -67,13 +68,6 @@ __all__ = [
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def _matcher(pattern: str) -> Callable[[str], bool]:
-    if pattern.startswith("re:"):
-        rx = re.compile(pattern[3:])
-        return lambda name: rx.search(name) is not None
-    return lambda name: pattern in name
-
-
 def select_parameters(model: torch.nn.Module, patterns: list[str] | tuple[str, ...]) -> dict[str, torch.nn.Parameter]:
     """Named parameters of ``model`` matching any of ``patterns`` (substring or ``re:<regex>``)."""
     if not patterns:
@@ -81,7 +75,7 @@ def select_parameters(model: torch.nn.Module, patterns: list[str] | tuple[str, .
     named = dict(model.named_parameters())
     out: dict[str, torch.nn.Parameter] = {}
     for pat in patterns:
-        match = _matcher(pat)
+        match = pattern_matcher(pat)
         hits = [n for n in named if match(n)]
         if not hits:
             raise ValueError(f"trainable pattern {pat!r} matches no parameter of {type(model).__name__}")

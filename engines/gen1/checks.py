@@ -18,7 +18,10 @@ from engines.common.checks import (
     resolved_params,
     size_issues,
     size_multiple,
+    weight_names,
 )
+from engines.common.params import pattern_matcher
+from engines.common.regions import box_region
 from engines.gen1.params import Gen1Params
 from recut.engine import spec_file
 
@@ -61,6 +64,10 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
                     problem = media_problem(p)
                     if problem:
                         issues[(f"{field}.{key}.{j}", problem)] = None
+            names = weight_names(spec, "gen1", "unet")
+            for j, pattern in enumerate(cz["trainable"]):
+                if names is not None and not any(map(pattern_matcher(pattern), names)):
+                    issues[(f"{field}.trainable.{j}", f"{pattern!r} matches no parameter of the model's UNet")] = None
         # 3. the mask
         m = params["mask"]
         if m is None:
@@ -76,6 +83,8 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
         for j, (x0, y0, x1, y1) in enumerate(m["boxes"] or []):
             if w is not None and h is not None and (x1 > w or y1 > h):
                 issues[(f"{field}.boxes.{j}", f"[{x0}, {y0}, {x1}, {y1}] reaches outside the {w}x{h} frames")] = None
+            elif w is not None and h is not None and not box_region((x0, y0, x1, y1), h, w).any():
+                issues[(f"{field}.boxes.{j}", f"[{x0}, {y0}, {x1}, {y1}] covers no pixel of the frames")] = None
         if m["file"]:
             p = spec_file(spec.source, m["file"])
             try:

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engines.common import sampling
+from engines.common.regions import box_region
 from engines.common.stages import EVALUATE, PREPROCESS, evaluate, preprocess
 from engines.gen1.params import Gen1Params
 from recut import video
@@ -282,9 +283,7 @@ def keep_region(mask: dict[str, Any], file: str | None, pre_dir: Path, shape: tu
     """``[T, H, W]`` bool, True where the input is kept: the mask, or its complement (``keep``)."""
     t, h, w = shape
     if mask.get("boxes"):
-        region = np.zeros((h, w), dtype=bool)
-        for x0, y0, x1, y1 in mask["boxes"]:
-            region[round(y0) : round(y1), round(x0) : round(x1)] = True
+        region = np.logical_or.reduce([box_region(b, h, w) for b in mask["boxes"]])
         region = np.repeat(region[None], t, axis=0)
     elif mask.get("truth"):
         from toyworld import scene as toy  # a toy input's ground truth: its objects

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engines.common.params import MAX_STEPS
+from engines.common.params import MAX_STEPS, ParameterPatterns
 from engines.common.structure import T_S_MAX
 
 Box = Annotated[list[Annotated[float, Field(ge=0.0)]], Field(min_length=4, max_length=4)]
@@ -65,7 +65,7 @@ class CustomizeParams(BaseModel):
     regularization_prompt: str = Field("", description="The caption of the regularization data ('' = none).")
     steps: int = Field(100, ge=1, le=100000, description="Optimisation steps.")
     lr: float = Field(1e-4, gt=0.0, le=1.0, description="AdamW learning rate.")
-    trainable: list[str] = Field(
+    trainable: ParameterPatterns = Field(
         default_factory=lambda: ["attn1", "attn2"],
         min_length=1,
         description="UNet parameters to tune, by name: substrings or `re:<regex>` (default: the spatial self- "

@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from engines.common.regions import box_region
 from engines.common.tracks import Tracks, drawn_path, motion_maps, sample_tracks
 
 
@@ -19,10 +20,7 @@ def drawn_region(mask: dict[str, Any], h: int, w: int) -> np.ndarray | None:
         cv2.fillPoly(img, [np.rint(np.asarray(mask["polygon"], np.float64)).astype(np.int32)], 1)
         return img.astype(bool)
     if mask.get("box") is not None:
-        x0, y0, x1, y1 = mask["box"]
-        img = np.zeros((h, w), bool)
-        img[round(y0) : round(y1), round(x0) : round(x1)] = True
-        return img
+        return box_region(mask["box"], h, w)
     return None
 
 
@@ -63,8 +61,10 @@ def area_mask(mask: dict[str, Any], file: str | None, pre_dir: Path, shape: tupl
 def first_frame(frame0: np.ndarray, masks: np.ndarray, contents: list[np.ndarray | None]) -> np.ndarray:
     """Frame 0 with each area's new content pasted inside the area (its mask on frame 0)."""
     out = frame0.copy()
-    for m, content in zip(masks, contents, strict=True):
+    for i, (m, content) in enumerate(zip(masks, contents, strict=True)):
         if content is not None:
+            if not m[0].any():
+                raise ValueError(f"areas.{i}.mask: empty on frame 0, so the area's new content has nowhere to go")
             out[m[0]] = content[m[0]]
     return out
 

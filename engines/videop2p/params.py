@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from engines.common.params import MAX_FINETUNE_STEPS, MAX_FRAMES, MAX_STEPS, Params
+from engines.common.params import MAX_FINETUNE_STEPS, MAX_FRAMES, MAX_STEPS, ParameterPatterns, Params
 
 DEFAULT_TRAINABLE = ["attn1.to_q", "attn2.to_q", "attn_temp"]
 
@@ -37,7 +37,7 @@ class FinetuneParams(_Strict):
         description=f"Optimisation steps (the paper: 500; 0 skips tuning; at most {MAX_FINETUNE_STEPS}).",
     )
     lr: float = Field(3e-5, gt=0.0, description="AdamW learning rate (the paper: 3e-5, constant).")
-    trainable: list[str] = Field(
+    trainable: ParameterPatterns = Field(
         default_factory=lambda: list(DEFAULT_TRAINABLE),
         min_length=1,
         description="Name patterns of the trained parameters (substring, or `re:<regex>`): by default the "
