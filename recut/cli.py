@@ -35,7 +35,8 @@ from recut.models import PROFILES, availability
 from recut.registry import cli_apps
 from recut.registry import methods as registered_methods
 from recut.registry import metrics as registered_metrics
-from recut.spec import SpecError, find_project_root, json_schema, load_spec, sweep_points
+from recut.spec import SpecError, find_project_root, json_schema, load_spec
+from recut.sweep import sweep_points
 
 app = typer.Typer(
     add_completion=False,

@@ -21,8 +21,9 @@ from recut.keys import cache_key, file_digest
 from recut.models import PROFILES, ResolvedModel, resolve
 from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
 from recut.runner import Job
-from recut.spec import SpecBase, find_project_root, sweep_points, with_point
+from recut.spec import SpecBase, find_project_root
 from recut.store import ArtifactRef, Store
+from recut.sweep import sweep_points, with_point
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ built from the engine registry, so a new engine folder extends the schema.
 
 from __future__ import annotations
 
-import copy
-import itertools
 import json
 import math
 import os
@@ -40,6 +38,7 @@ from recut import models as model_registry
 from recut.engine import file_param_slots, spec_file
 from recut.registry import evaluate_checks, methods, toy_scenes
 from recut.registry import metrics as registered_metrics
+from recut.sweep import set_path, sweep_points, with_point
 
 ToyScene = toy_scenes().ToyScene
 
@@ -855,7 +854,7 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
             issues.append((where, "only `params.<name>` and `seed` can be swept"))
             continue
         for v in values:
-            patched = _set_path(raw, key, v)
+            patched = set_path(raw, key, v)
             try:
                 swept = spec_adapter().validate_python(patched, context={"check_files": False})
             except ValidationError as exc:
@@ -901,7 +900,7 @@ def _file_param_checks(spec: SpecBase, patterns: tuple[str, ...]) -> list[tuple[
     for key, values in spec.sweep.items():
         if key.startswith("params."):
             own = {key.split(".")[1]}
-            variants += [(f"sweep.{key}", _set_path({"params": base}, key, v)["params"], own) for v in values]
+            variants += [(f"sweep.{key}", set_path({"params": base}, key, v)["params"], own) for v in values]
     issues: dict[tuple[str, str], None] = {}
     for where, params, own in variants:
         for pattern in patterns:
@@ -1035,38 +1034,6 @@ def _check_params(model: type[BaseModel], base: BaseModel, override: dict[str, A
     except ValidationError as exc:
         return [(".".join(map(str, e["loc"])), _message(dict(e))) for e in exc.errors()]
     return [(".".join(map(str, loc)), _finite_message(v)) for loc, v in _non_finite(checked) if loc[0] in override]
-
-
-def _set_path(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    out = copy.deepcopy(data)
-    cur = out
-    parts = dotted.split(".")
-    for p in parts[:-1]:
-        nxt = cur.get(p)
-        if not isinstance(nxt, dict):
-            nxt = {}
-            cur[p] = nxt
-        cur = nxt
-    cur[parts[-1]] = value
-    return out
-
-
-def with_point(params: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` with a sweep point's ``params.<path>`` values set, nested paths included
-    (``params.window.overlap`` sets ``overlap`` inside ``window``); the point's ``seed`` is not a param."""
-    out = copy.deepcopy(params)
-    for key, value in point.items():
-        if key.startswith("params."):
-            out = _set_path(out, key[len("params.") :], value)
-    return out
-
-
-def sweep_points(spec: SpecBase) -> list[dict[str, Any]]:
-    """The cartesian product of ``spec.sweep`` as a list of {path: value}."""
-    if not spec.sweep:
-        return [{}]
-    keys = list(spec.sweep)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*spec.sweep.values())]
 
 
 # --------------------------------------------------------------------------- warnings

@@ -40,7 +40,7 @@ def input_shape(spec: Any) -> tuple[int | None, int | None, int | None]:
 
 def resolved_params(spec: Any, model: type[BaseModel]) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """Each (edit, sweep point)'s params, with where each value came from."""
-    from recut.spec import sweep_points, with_point
+    from recut.sweep import sweep_points, with_point
 
     base = spec.params.model_dump(mode="json")
     out = []

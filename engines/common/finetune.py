@@ -54,7 +54,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from engines.common.params import pattern_matcher
+from engines.common.patterns import pattern_matcher
 
 __all__ = [
     "FinetuneConfig",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from engines.common.patterns import pattern_matcher
 
 __all__ = [
     "MAX_FINETUNE_STEPS",
@@ -19,7 +19,6 @@ __all__ = [
     "check_guided",
     "check_interval",
     "guidance_interval_field",
-    "pattern_matcher",
 ]
 
 #: The model config of every params model: unknown keys are refused, and so is a float that is not
@@ -36,18 +35,6 @@ MAX_STEPS = 999
 MAX_FINETUNE_STEPS = 100_000
 #: Frames a stage may hold or process at once (the longest cascade and input clip recut accepts).
 MAX_FRAMES = 4096
-
-
-def pattern_matcher(pattern: str) -> Callable[[str], bool]:
-    """A parameter-name pattern as a test: a substring, or ``re:<regex>`` searched for. Raises
-    ``ValueError`` naming the pattern when the regex does not compile."""
-    if pattern.startswith("re:"):
-        try:
-            rx = re.compile(pattern[3:])
-        except re.error as exc:
-            raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-        return lambda name: rx.search(name) is not None
-    return lambda name: pattern in name
 
 
 def _check_patterns(patterns: list[str]) -> list[str]:

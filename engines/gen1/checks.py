@@ -20,7 +20,7 @@ from engines.common.checks import (
     size_multiple,
     weight_names,
 )
-from engines.common.params import pattern_matcher
+from engines.common.patterns import pattern_matcher
 from engines.common.regions import box_region
 from engines.gen1.params import Gen1Params
 from recut.engine import spec_file
