@@ -874,18 +874,18 @@ def _semantic_checks(spec: SpecBase, raw: dict[str, Any]) -> list[tuple[str, str
 
 
 def _edit_sweep_checks(spec: SpecBase) -> list[tuple[str, str]]:
-    """An edit's overrides with each sweep point: the params its stages get must be valid together."""
+    """Each edit at each sweep point: the params its stages get must be valid together (the values of
+    two swept params, or a swept value and an edit's override, can each be valid alone and clash)."""
     model = type(spec.params)  # type: ignore[attr-defined]
     base = spec.params.model_dump(mode="json")  # type: ignore[attr-defined]
     for i, e in enumerate(spec.edits):
-        if not e.params:
-            continue  # the sweep values alone were checked above
         for point in sweep_points(spec):
             try:
                 model.model_validate(with_point({**base, **e.params}, point))
             except ValidationError as exc:
                 shown = ", ".join(f"{k}: {v!r}" for k, v in point.items())
-                return [(f"edits.{i}.params", f"with the sweep point {{{shown}}}: {_message(dict(exc.errors()[0]))}")]
+                where = f"edits.{i}.params" if e.params else f"sweep.{next(iter(point))}"
+                return [(where, f"with the sweep point {{{shown}}}: {_message(dict(exc.errors()[0]))}")]
     return []
 
 

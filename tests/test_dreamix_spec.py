@@ -152,7 +152,8 @@ def test_the_guidance_interval_is_checked_against_every_cascade_stage(project: P
     reaches (s = 0.7) can leave an upscaling stage unguided: refused, naming the stage (in the
     params, a sweep value, or a profile's cascade: zeroscope's XL stage runs at 0.6)."""
     cascade = "cascade: [{width: 32, height: 32, frames: 4}, {kind: v2v, width: 64, height: 64, frames: 4}]"
-    ok = TOY.replace("cascade: none}", f"{cascade}, guidance_interval: [0.4, 1.0]}}")
+    toy = TOY.replace("params: {steps: 2,", "params: {steps: 20,")  # 2 steps at s = 0.7 take timestep 1 alone
+    ok = toy.replace("cascade: none}", f"{cascade}, guidance_interval: [0.4, 1.0]}}")
     load_spec(_spec(project, ok))
     bad = ok.replace("[0.4, 1.0]", "[0.55, 1.0]")
     (issue,) = _issues(project, bad)
@@ -161,7 +162,7 @@ def test_the_guidance_interval_is_checked_against_every_cascade_stage(project: P
     load_spec(_spec(project, bad.replace("guidance_interval", "guidance_scale: 1, guidance_interval")))  # unguided
     (issue,) = _issues(project, ok + "sweep: {params.guidance_interval: [[0.2, 1.0], [0.55, 1.0]]}\n")
     assert "sweep.params.guidance_interval: params.cascade, stage 1 (video, strength 0.5)" in issue
-    zeroscope = TOY.replace("{profile: tiny-random}", "{profile: zeroscope}")
+    zeroscope = toy.replace("{profile: tiny-random}", "{profile: zeroscope}")
     (issue,) = _issues(project, zeroscope.replace("cascade: none}", "guidance_interval: [0.65, 1.0]}"))
     assert "params.guidance_interval: the zeroscope profile's cascade, stage 1 (video_xl, strength 0.6): " in issue
 

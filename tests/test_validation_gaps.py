@@ -486,3 +486,68 @@ def test_a_trainable_regex_that_does_not_compile(project):
     """`re:` patterns are compiled at validation (the finetune stage died on re.error, with no field)."""
     text = example("videop2p-wordswap.yaml", ("lr: 1.0e-4}", "lr: 1.0e-4, trainable: ['re:(']}"))
     refused(project, text, line_of(text, "re:("), "params.finetune.trainable", "'re:(' is not a regular expression")
+
+
+# ------------------------------------------------------------------ combinations the checks did not see
+
+
+def test_two_swept_values_that_clash(project):
+    """Each swept value is valid alone; together (strength 0.3 under an interval from 0.5) no step is
+    guided. Refused at validation (`recut plan`/`run` died on the params model's raw error)."""
+    sweep = "sweep: {params.strength: [0.3], params.guidance_interval: [[0.4, 1.0]]}\nedits:"
+    text = example("sdedit-toy.yaml", ("edits:", sweep))
+    refused(project, text, line_of(text, "sweep:"), "sweep.params.strength", "with the sweep point", "strength 0.3")
+
+
+def test_a_guidance_interval_no_timestep_reaches(project):
+    """4 steps at strength 0.6 take timesteps 251 and 1 ("leading" spacing): an interval from 0.5 * T
+    guides none of them (both outputs came out the same whatever the guidance scale)."""
+    params = "params: {strength: 0.6, steps: 4, guidance_scale: 7.5, guidance_interval: [0.5, 1.0]}"
+    text = example("sdedit-toy.yaml", ("params: {strength: 0.5, steps: 8}", params))
+    refused(project, text, line_of(text, "guidance_interval"), "params.guidance_interval", "[251, 1] of 1000")
+    text = example("dreamix-edit.yaml", ("steps: 25", "steps: 4\n  guidance_interval: [0.5, 1.0]"))
+    refused(project, text, line_of(text, "guidance_interval"), "params.guidance_interval", "stage 0", "[499, 249]")
+
+
+def test_videop2p_checks_every_sweep_point(project):
+    """`mode: replace` reached through a sweep needs prompts of one token count, like a written one."""
+    text = example(
+        "videop2p-wordswap.yaml",
+        ("  mode: replace", "  mode: refine"),
+        ("source_prompt: a large red circle", "source_prompt: a large bright red circle"),
+        ("edits:", "sweep: {params.mode: [refine, replace]}\nedits:"),
+    )
+    refused(project, text, line_of(text, "sweep:"), "sweep.params.mode", "needs prompts with the same token count")
+
+
+def test_videop2p_checks_each_edit_with_its_own_source_prompt(project):
+    """An edit's `source_prompt` override is that edit's: the next edit's blend words are checked against
+    the spec's source prompt (the override leaked into the edits after it)."""
+    text = example(
+        "videop2p-wordswap.yaml",
+        (
+            "  - {name: green, prompt: a large green circle moving right over a plain white background}",
+            "  - name: green\n    prompt: a large green circle moving right over a plain white background\n"
+            "    params: {source_prompt: a large blue circle moving right over a plain white background}",
+        ),
+        ("source_words: [red], target_words: [blue]", "source_words: [blue], target_words: [blue]"),
+    )
+    refused(
+        project,
+        text,
+        line_of(text, "source_words: [blue]"),
+        "edits.1.params.blend.source_words.0",
+        "'blue' is not in the source prompt 'a large red circle",
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field", "fragment"),
+    [
+        ("start: 0.2}", "start: 1.0}", "params.blend.start", "no step would blend"),
+        ("start: 0.2}", "start: 0.2, max_side: 0.05}", "params.blend.max_side", "no cross-attention layer"),
+    ],
+)
+def test_videop2p_blend_settings_that_would_never_blend(project, old, new, field, fragment):
+    text = example("videop2p-wordswap.yaml", (old, new))
+    refused(project, text, line_of(text, new.split(",")[0].rstrip("}")), field, fragment)

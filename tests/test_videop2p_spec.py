@@ -150,7 +150,7 @@ def test_reweight_needs_an_equaliser_and_source_prompt_is_required(project: Path
     text = SPEC.replace("guidance_scale: 3.0", "guidance_scale: 3.0\n  mode: reweight")
     code, lines = _validate(_write(project, text))
     assert code == 2 and all("params.mode: mode 'reweight' needs an `equalizer`" in ln for ln in lines)
-    assert len(lines) == 4
+    assert len(lines) == 1  # once, not once per edit
     text = SPEC.replace("source_prompt: a large red circle moving right over a plain white background", "mode: refine")
     code, lines = _validate(_write(project, text))
     assert code == 2 and lines == [

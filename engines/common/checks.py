@@ -40,6 +40,11 @@ def input_shape(spec: Any) -> tuple[int | None, int | None, int | None]:
 
 def resolved_params(spec: Any, model: type[BaseModel]) -> list[tuple[dict[str, Any], dict[str, str]]]:
     """Each (edit, sweep point)'s params, with where each value came from."""
+    return [(params, where) for _, params, where in edit_params(spec, model)]
+
+
+def edit_params(spec: Any, model: type[BaseModel]) -> list[tuple[int, dict[str, Any], dict[str, str]]]:
+    """Each (edit, sweep point)'s params as ``(edit index, params, where each value came from)``."""
     from recut.sweep import sweep_points, with_point
 
     base = spec.params.model_dump(mode="json")
@@ -53,9 +58,9 @@ def resolved_params(spec: Any, model: type[BaseModel]) -> list[tuple[dict[str, A
                     top = key.split(".")[1]
                     where[top] = f"sweep.params.{top}"
             try:
-                out.append((model.model_validate(params).model_dump(mode="json"), where))
+                out.append((i, model.model_validate(params).model_dump(mode="json"), where))
             except ValueError:
-                continue  # the spec's own params checks report it (each sweep value is validated there)
+                continue  # recut.spec's checks report it (each edit at each sweep point is validated there)
     return out
 
 
@@ -93,8 +98,8 @@ def model_location(spec: Any, role: str) -> str | None:
         return None
 
 
-def model_config(spec: Any, role: str, component: str) -> dict[str, Any] | None:
-    """The ``config.json`` of ``component`` (``unet``, ``vae``, ...) of the spec's model for ``role``,
+def model_config(spec: Any, role: str, component: str, name: str = "config.json") -> dict[str, Any] | None:
+    """The ``config.json`` (or ``name``) of ``component`` (``unet``, ``vae``, ...) of the spec's model for ``role``,
     when validation can read it here (:func:`model_location`); None when it cannot tell (a hub id, a
     missing file)."""
     import json
@@ -103,7 +108,7 @@ def model_config(spec: Any, role: str, component: str) -> dict[str, Any] | None:
     if loc is None:
         return None
     try:
-        return dict(json.loads((Path(loc) / component / "config.json").read_text()))
+        return dict(json.loads((Path(loc) / component / name).read_text()))
     except (OSError, ValueError):
         return None
 

@@ -45,6 +45,7 @@ __all__ = [
     "load_components",
     "n_steps",
     "schedule",
+    "unguided_problem",
 ]
 
 
@@ -166,6 +167,26 @@ def guidance_window(interval: tuple[float, float] | None, scheduler_config: Any)
     lo, hi = check_interval(tuple(interval))
     n = int(scheduler_config["num_train_timesteps"])
     return (lo * n, hi * n)
+
+
+def unguided_problem(
+    scheduler_config: Any, steps: int, strength: float, interval: tuple[float, float], guidance: float
+) -> str | None:
+    """Why guidance inside ``interval`` would never act on a run of ``steps`` at ``strength`` (none of
+    the timesteps the scheduler takes falls inside the window), or None. The first timestep can sit far
+    below ``strength * T`` (few steps, "leading" spacing), which the params model cannot see."""
+    window = guidance_window(interval, scheduler_config)
+    if window is None or guidance <= 1.0:
+        return None
+    _, ts = schedule(scheduler_config, steps, strength)
+    taken = [int(t) for t in ts]
+    if not taken or any(window[0] <= t <= window[1] for t in taken):
+        return None
+    n = int(scheduler_config["num_train_timesteps"])
+    return (
+        f"{list(interval)}: the run's timesteps are {taken} of {n}, none inside the interval's "
+        f"{window[0]:g}..{window[1]:g}, so no step would be guided; widen it, or raise steps or strength"
+    )
 
 
 def guided_eps(

@@ -37,7 +37,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from engines.common import sampling
-from engines.common.checks import size_multiple
+from engines.common.checks import model_config, size_multiple
 from engines.common.params import check_guided
 from engines.common.sampling import Components
 from engines.common.stages import EVALUATE, PREPROCESS, preprocess
@@ -320,18 +320,28 @@ class DreamixEngine(Engine):
                         issues.append((f"{where}.cascade.{k}", msg))
                     else:
                         issues.append(("model.profile", f"the profile's cascade: {msg}"))
-            # 5. every v2v stage runs from its own strength with the same guidance interval
-            for k, st in enumerate(stages[1:], start=1):
-                try:
-                    check_guided(rp.guidance_interval, st.strength, rp.guidance_scale)
-                except ValueError as exc:
-                    source = "params.cascade" if isinstance(casc, list) else f"the {model.name} profile's cascade"
-                    issues.append(
-                        (
-                            _field(where, "guidance_interval"),
-                            f"{source}, stage {k} ({st.role}, strength {st.strength}): {exc}",
+            # 5. every v2v stage runs from its own strength with the same guidance interval, and some
+            #    timestep each stage takes (its scheduler's own) falls inside that interval
+            for k, st in enumerate(stages):
+                strength = sample_strength(rp.mode, rp.strength) if k == 0 else st.strength
+                if k:  # the base stage's strength was checked by the params model
+                    try:
+                        check_guided(rp.guidance_interval, st.strength, rp.guidance_scale)
+                    except ValueError as exc:
+                        source = "params.cascade" if isinstance(casc, list) else f"the {model.name} profile's cascade"
+                        issues.append(
+                            (
+                                _field(where, "guidance_interval"),
+                                f"{source}, stage {k} ({st.role}, strength {st.strength}): {exc}",
+                            )
                         )
-                    )
+                        continue
+                sched = model_config(spec, st.role, "scheduler", "scheduler_config.json")
+                problem = sched and sampling.unguided_problem(
+                    sched, rp.steps, strength, rp.guidance_interval, rp.guidance_scale
+                )
+                if problem:
+                    issues.append((_field(where, "guidance_interval"), f"stage {k} ({st.role}): {problem}"))
         return list(dict.fromkeys(issues))  # each problem once (sweep values can repeat one)
 
     # -- stages ------------------------------------------------------------

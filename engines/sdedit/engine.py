@@ -113,6 +113,7 @@ class SDEditEngine(Engine):
     def check_spec(cls, spec: Any) -> list[tuple[str, str]]:
         """Each variant an edit uses needs its role in the model, with the UNet class it loads."""
         from engines.common.checks import model_config, resolved_params
+        from engines.common.sampling import unguided_problem
 
         issues: dict[tuple[str, str], None] = {}
         try:
@@ -131,6 +132,13 @@ class SDEditEngine(Engine):
             want = "UNet2DConditionModel" if variant == "image" else "UNet3DConditionModel"
             if unet is not None and unet.get("_class_name") not in (None, want):
                 issues[(field, f"{variant!r} loads a {want}, but the model's unet is a {unet['_class_name']}")] = None
+            sched = model_config(spec, role, "scheduler", "scheduler_config.json")
+            interval = params["guidance_interval"]
+            problem = sched and unguided_problem(
+                sched, params["steps"], params["strength"], interval, params["guidance_scale"]
+            )
+            if problem:
+                issues[(where.get("guidance_interval", "params.guidance_interval"), problem)] = None
         return list(issues)
 
     # -- stages ------------------------------------------------------------
