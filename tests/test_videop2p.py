@@ -270,6 +270,20 @@ def test_token_helpers_and_refine_alignment() -> None:
     assert eq[3].item() == 3.0 and eq.sum().item() == tok.model_max_length + 2.0
 
 
+def test_punctuation_counts_as_the_text_encoder_sees_it() -> None:
+    """A comma is a token of its own: counts and word positions follow the whole prompt's encoding (the
+    words after a punctuation mark were one position early, so they got their neighbour's maps)."""
+    tok = _tokenizer()
+    for prompt in ["a red circle, over a plain white background", "(a red) circle over a plain white background!"]:
+        ids = tok.encode(prompt, add_special_tokens=False)
+        assert token_count(tok, prompt) == len(ids)
+        white = tok.encode("white", add_special_tokens=False)
+        assert word_token_indices(tok, prompt, "white") == [1 + i for i, t in enumerate(ids) if [t] == white]
+        assert word_token_indices(tok, prompt, "circle") == [
+            1 + i for i, t in enumerate(ids) if [t] == tok.encode("circle", add_special_tokens=False)
+        ]
+
+
 def test_validation_tokenizer_counts_as_the_models_tokenizer_without_torch() -> None:
     """Validation's tokenizer (``tokenizer.json`` through ``tokenizers``) gives the ids of transformers'
     CLIPTokenizer, and validating a Video-P2P spec imports neither torch nor transformers."""

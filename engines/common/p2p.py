@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from engines.common.ddim import ddim_step, ddim_timesteps
-from engines.common.tokens import _word_tokens, prompt_words, token_count, word_token_indices
+from engines.common.tokens import prompt_words, token_count, token_ids, word_token_indices
 
 Mode = Literal["replace", "refine", "reweight", "none"]
 
@@ -67,10 +67,6 @@ __all__ = [
 ]
 
 
-def _token_ids(tokenizer: Any, prompt: str) -> list[int]:
-    return [t for toks in _word_tokens(tokenizer, prompt) for t in toks]
-
-
 def refine_alignment(tokenizer: Any, source: str, target: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mapper [L], alphas [L])``: target token i takes source token ``mapper[i]`` where ``alphas[i] == 1``.
 
@@ -80,7 +76,7 @@ def refine_alignment(tokenizer: Any, source: str, target: str) -> tuple[torch.Te
     and the EOS/padding tail of the target maps onto the source's tail.
     """
     length = int(tokenizer.model_max_length)
-    src, tgt = _token_ids(tokenizer, source), _token_ids(tokenizer, target)
+    src, tgt = token_ids(tokenizer, source), token_ids(tokenizer, target)
     mapper = torch.arange(length)
     alphas = torch.zeros(length)
     alphas[0] = 1.0

@@ -23,23 +23,37 @@ def prompt_words(prompt: str) -> list[str]:
     return [w for w in (_WORD.sub("", x).lower() for x in prompt.split()) if w]
 
 
-def _word_tokens(tokenizer: Any, prompt: str) -> list[list[int]]:
-    return [tokenizer.encode(w, add_special_tokens=False) for w in prompt_words(prompt)]
+def _pieces(tokenizer: Any, prompt: str) -> list[tuple[str, list[int]]]:
+    """Each whitespace-separated piece of the prompt: its word (as :func:`prompt_words` gives it; '' for
+    punctuation alone) and its tokens, punctuation included, as the text encoder sees them."""
+    return [(_WORD.sub("", x).lower(), tokenizer.encode(x, add_special_tokens=False)) for x in prompt.split()]
+
+
+def token_ids(tokenizer: Any, prompt: str) -> list[int]:
+    """The prompt's tokens without BOS/EOS/padding."""
+    return [t for _, toks in _pieces(tokenizer, prompt) for t in toks]
 
 
 def token_count(tokenizer: Any, prompt: str) -> int:
     """Tokens of the prompt without BOS/EOS/padding."""
-    return sum(len(t) for t in _word_tokens(tokenizer, prompt))
+    return len(token_ids(tokenizer, prompt))
+
+
+def _find(seq: list[int], part: list[int]) -> int | None:
+    return next((i for i in range(len(seq) - len(part) + 1) if seq[i : i + len(part)] == part), None)
 
 
 def word_token_indices(tokenizer: Any, prompt: str, word: str) -> list[int]:
-    """Positions (in the padded sequence, BOS = 0) of every token of every occurrence of ``word``."""
+    """Positions (in the padded sequence, BOS = 0) of every token of every occurrence of ``word`` (not
+    of the punctuation written against it: "circle," is the tokens of "circle" and of ",")."""
     target = prompt_words(word)
     out: list[int] = []
     pos = 1
-    for w, toks in zip(prompt_words(prompt), _word_tokens(tokenizer, prompt), strict=True):
+    for w, toks in _pieces(tokenizer, prompt):
         if [w] == target:
-            out.extend(range(pos, pos + len(toks)))
+            own = tokenizer.encode(w, add_special_tokens=False)
+            at = _find(toks, own)
+            out.extend(range(pos + at, pos + at + len(own)) if at is not None else range(pos, pos + len(toks)))
         pos += len(toks)
     return [i for i in out if i < tokenizer.model_max_length]
 
