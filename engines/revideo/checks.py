@@ -94,16 +94,10 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
                 region = drawn if drawn is not None else region
             if region is not None:
                 region = grown(region, int(m["dilate"]))
-                needs = [
-                    why
-                    for why, on in [
-                        ("its new content", area["content"] is not None),
-                        ("the tracks it keeps", area["motion"] == "keep"),
-                    ]
-                    if on
-                ]
-                if region.ndim == 3 and not region[0].any() and needs:
-                    issues[(f"{at}.mask", f"empty on frame 0, where {' and '.join(needs)} start from")] = None
+                uses_frame_0 = area["content"] is not None or area["motion"] == "keep"
+                if region.ndim == 3 and uses_frame_0 and not region[0].any():
+                    problem = "empty on frame 0, where the area's new content is pasted and its kept tracks start"
+                    issues[(f"{at}.mask", problem)] = None
             # 3. the content image
             c = area["content"]
             if c is not None and c["image"] is not None:
