@@ -171,6 +171,8 @@ class WorkerPool:
                 return self._run_on(i, job, on_progress)
             except self._ray.exceptions.RayActorError as exc:
                 stop.check()  # killed by a stop request, not a crash: no retry
+                if not self.actors:  # killed by shutdown() (the warm service stopping): no retry either
+                    raise RuntimeError("the worker pool was shut down while the stage ran") from exc
                 self.retries.append({"stage": job.stage, "key": job.key[:12], "error": type(exc).__name__})
                 self.actors[i] = self._new_actor()
                 self._models[i] = {job.model_identity} if job.model_identity else set()

@@ -37,8 +37,8 @@ def test_joining_a_cluster_without_its_token_says_what_to_set(monkeypatch: pytes
 SLOW = BASE_SPEC.replace("steps: 4", "steps: 200").replace("strength: 0.5", "strength: 1.0")
 
 
-@pytest.mark.slow
-def test_an_actor_killed_mid_stage_is_replaced_and_the_stage_retried(project: Project) -> None:
+def _sample_job(project: Project) -> tuple[Any, Any, Store]:
+    """The pool, and the job of a slow sample whose preprocess the pool has computed."""
     spec = project.spec(SLOW, "slow.yaml")
     store = Store(project.store)
     plan = build_plan([load_spec(spec)], store)
@@ -47,8 +47,11 @@ def test_an_actor_killed_mid_stage_is_replaced_and_the_stage_retried(project: Pr
     pre = nodes[0]
     refs = {pre.key: pool.run(pre.job({}, str(store.root)))}
     sample = next(n for n in nodes if n.stage.name == "sample")
-    job = sample.job({n: refs[k] for n, k in sample.upstream.items()}, str(store.root))
-    before = len(pool.retries)
+    return pool, sample.job({n: refs[k] for n, k in sample.upstream.items()}, str(store.root)), store
+
+
+def _run_in_thread(pool: Any, job: Any) -> tuple[threading.Thread, dict[str, Any], list[tuple[int, int]]]:
+    """Start ``pool.run(job)`` in a thread; return once the stage reports progress on an actor."""
     seen: list[tuple[int, int]] = []
     box: dict[str, Any] = {}
 
@@ -64,6 +67,14 @@ def test_an_actor_killed_mid_stage_is_replaced_and_the_stage_retried(project: Pr
     while not seen and time.time() < deadline:  # the stage is running on an actor
         time.sleep(0.05)
     assert seen, "the sample never reported progress"
+    return th, box, seen
+
+
+@pytest.mark.slow
+def test_an_actor_killed_mid_stage_is_replaced_and_the_stage_retried(project: Project) -> None:
+    pool, job, store = _sample_job(project)
+    before = len(pool.retries)
+    th, box, _ = _run_in_thread(pool, job)
     i = next(k for k, busy in enumerate(pool._busy) if busy)
     pid = pool._ray.get(pool.actors[i].stats.remote())["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -74,3 +85,17 @@ def test_an_actor_killed_mid_stage_is_replaced_and_the_stage_retried(project: Pr
     (retry,) = pool.retries[before:]
     assert retry["stage"] == "sample" and retry["key"] == job.key[:12]
     assert pool._ray.get(pool.actors[i].stats.remote())["pid"] != pid  # a new actor holds the slot
+
+
+@pytest.mark.slow
+def test_a_pool_shut_down_mid_stage_ends_the_stage_without_a_retry(project: Project) -> None:
+    """The warm service stopping (`recut down`) shuts its pool down under a running stage: the stage
+    ends at once with an error that says so (its retry indexed the emptied actor list), and nothing is
+    committed."""
+    pool, job, store = _sample_job(project)
+    th, box, _ = _run_in_thread(pool, job)
+    workers.shutdown_pool()
+    th.join(timeout=60)
+    assert not th.is_alive()
+    assert isinstance(box.get("error"), RuntimeError) and "shut down" in str(box["error"]), box
+    assert store.get("sample", job.key) is None
