@@ -10,7 +10,6 @@ sweep over sampling strength shares everything upstream of sampling.
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from recut.registry import engine_class, lpips_weights, metrics, toy_scenes
 from recut.runner import Job
 from recut.spec import SpecBase, find_project_root
 from recut.store import ArtifactRef, Store
-from recut.sweep import sweep_points, with_point
+from recut.sweep import edit_params_at, sweep_points
 
 
 @dataclass(frozen=True)
@@ -145,10 +144,8 @@ def _input_view(spec: SpecBase) -> dict[str, Any]:
 def resolved_view(spec: SpecBase, edit_index: int, point: dict[str, Any], model: ResolvedModel) -> dict[str, Any]:
     """The nested dict that stage ``reads`` paths are looked up in."""
     edit = spec.edits[edit_index]
-    params = spec.params.model_dump(mode="json")  # type: ignore[attr-defined]
-    params.update(copy.deepcopy(edit.params))
     seed = point.get("seed", spec.seed)
-    params = with_point(params, point)
+    params = edit_params_at(spec, edit_index, point)
     # re-validate so defaults/coercions apply exactly as the engine will see them
     params = type(spec.params).model_validate(params).model_dump(mode="json")  # type: ignore[attr-defined]
     files = _file_params(spec, params)

@@ -38,7 +38,7 @@ from recut import models as model_registry
 from recut.engine import file_param_slots, spec_file
 from recut.registry import evaluate_checks, methods, toy_scenes
 from recut.registry import metrics as registered_metrics
-from recut.sweep import set_path, sweep_points, with_point
+from recut.sweep import edit_params_at, set_path, sweep_points
 
 ToyScene = toy_scenes().ToyScene
 
@@ -877,11 +877,10 @@ def _edit_sweep_checks(spec: SpecBase) -> list[tuple[str, str]]:
     """Each edit at each sweep point: the params its stages get must be valid together (the values of
     two swept params, or a swept value and an edit's override, can each be valid alone and clash)."""
     model = type(spec.params)  # type: ignore[attr-defined]
-    base = spec.params.model_dump(mode="json")  # type: ignore[attr-defined]
     for i, e in enumerate(spec.edits):
         for point in sweep_points(spec):
             try:
-                model.model_validate(with_point({**base, **e.params}, point))
+                model.model_validate(edit_params_at(spec, i, point))
             except ValidationError as exc:
                 shown = ", ".join(f"{k}: {v!r}" for k, v in point.items())
                 where = f"edits.{i}.params" if e.params else f"sweep.{next(iter(point))}"

@@ -7,13 +7,12 @@ import copy
 import itertools
 from typing import Any
 
-__all__ = ["set_path", "sweep_points", "with_point"]
+__all__ = ["edit_params_at", "set_path", "sweep_points"]
 
 
-def set_path(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """A copy of ``data`` with ``value`` at the ``dotted`` path (missing levels created as dicts)."""
-    out = copy.deepcopy(data)
-    cur = out
+def _put(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``value`` at the ``dotted`` path of ``data`` in place (missing levels created as dicts)."""
+    cur = data
     parts = dotted.split(".")
     for p in parts[:-1]:
         nxt = cur.get(p)
@@ -22,17 +21,25 @@ def set_path(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
             cur[p] = nxt
         cur = nxt
     cur[parts[-1]] = value
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with ``value`` at the ``dotted`` path (missing levels created as dicts)."""
+    out = copy.deepcopy(data)
+    _put(out, dotted, value)
     return out
 
 
-def with_point(params: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``params`` with a sweep point's ``params.<path>`` values set, nested paths included
-    (``params.window.overlap`` sets ``overlap`` inside ``window``); the point's ``seed`` is not a param."""
-    out = copy.deepcopy(params)
+def edit_params_at(spec: Any, edit_index: int, point: dict[str, Any]) -> dict[str, Any]:
+    """The params (JSON values, not yet validated together) edit ``edit_index`` runs with at sweep
+    ``point``: the spec's, the edit's overrides over them, the point's ``params.<path>`` values over
+    those, nested paths included (``params.window.overlap`` sets ``overlap`` inside ``window``; the
+    point's ``seed`` is not a param). A fresh copy: the spec is not touched."""
+    params = copy.deepcopy({**spec.params.model_dump(mode="json"), **spec.edits[edit_index].params})
     for key, value in point.items():
         if key.startswith("params."):
-            out = set_path(out, key[len("params.") :], value)
-    return out
+            _put(params, key[len("params.") :], value)
+    return params
 
 
 def sweep_points(spec: Any) -> list[dict[str, Any]]:

@@ -45,13 +45,13 @@ def resolved_params(spec: Any, model: type[BaseModel]) -> list[tuple[dict[str, A
 
 def edit_params(spec: Any, model: type[BaseModel]) -> list[tuple[int, dict[str, Any], dict[str, str]]]:
     """Each (edit, sweep point)'s params as ``(edit index, params, where each value came from)``."""
-    from recut.sweep import sweep_points, with_point
+    from recut.sweep import edit_params_at, sweep_points
 
     base = spec.params.model_dump(mode="json")
     out = []
     for i, e in enumerate(spec.edits):
         for point in sweep_points(spec):
-            params = with_point({**base, **e.params}, point)
+            params = edit_params_at(spec, i, point)
             where = {k: f"params.{k}" for k in base} | {k: f"edits.{i}.params.{k}" for k in e.params}
             for key in point:
                 if key.startswith("params."):
