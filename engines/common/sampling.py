@@ -41,6 +41,7 @@ __all__ = [
     "embed",
     "encode",
     "guidance_window",
+    "guided_at",
     "guided_eps",
     "load_components",
     "n_steps",
@@ -169,6 +170,11 @@ def guidance_window(interval: tuple[float, float] | None, scheduler_config: Any)
     return (lo * n, hi * n)
 
 
+def guided_at(t: Any, window: tuple[float, float] | None) -> bool:
+    """Whether the step at timestep ``t`` is guided under ``window`` (:func:`guidance_window`)."""
+    return window is None or window[0] <= float(t) <= window[1]
+
+
 def unguided_problem(
     scheduler_config: Any, steps: int, strength: float, interval: tuple[float, float], guidance: float
 ) -> str | None:
@@ -180,7 +186,7 @@ def unguided_problem(
         return None
     _, ts = schedule(scheduler_config, steps, strength)
     taken = [int(t) for t in ts]
-    if not taken or any(window[0] <= t <= window[1] for t in taken):
+    if not taken or any(guided_at(t, window) for t in taken):
         return None
     n = int(scheduler_config["num_train_timesteps"])
     return (
@@ -204,7 +210,7 @@ def guided_eps(
     import torch
 
     b = latents.shape[0]
-    if window is not None and not window[0] <= float(t) <= window[1]:
+    if not guided_at(t, window):
         uncond = None
     cond = cond if cond.shape[0] == b else cond.repeat(b, 1, 1)  # one prompt for all, or one per latent
     if uncond is None:

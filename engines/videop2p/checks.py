@@ -73,6 +73,7 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
     issues: dict[tuple[str, str], None] = dict.fromkeys(size_issues(spec, size_multiple(spec, "image"), h, w))
     loc = model_location(spec, "image")  # nothing is built or downloaded to validate
     tok = _tokenizer(loc) if loc is not None else None
+    sides = _cross_attention_sides(spec, h)
     for i, params, where_set in edit_params(spec, VideoP2PParams):
         merged = VideoP2PParams.model_validate(params)
 
@@ -104,7 +105,6 @@ def check_spec(spec: Any) -> list[tuple[str, str]]:
             if round(start * steps) >= steps:
                 problem = f"{start} of {steps} steps starts blending after the last step: no step would blend"
                 issues[(f"{where('blend')}.start", problem)] = None
-            sides = _cross_attention_sides(spec, h)
             if sides and not any(s <= merged.blend.max_side * sides[0] + 1e-6 for s in sides[1:]):
                 problem = (
                     f"{merged.blend.max_side}: no cross-attention layer has maps that small (their sides are "
